@@ -1,0 +1,160 @@
+//! `filter-paid` (silver): keeps orders whose status is `PAID` (configurable),
+//! drops duplicate `event_id`s within the batch (first wins, as Spark's
+//! `dropDuplicates` after the filter), and flattens nested fields into top-level
+//! columns (`customer.id` → `customer_id`).
+
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::sync::Arc;
+use weir_sdk::arrow_array::cast::AsArray;
+use weir_sdk::prelude::*;
+
+/// The plugin's config.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Column holding the order status (default `status`).
+    #[serde(default = "default_status_column")]
+    pub status_column: String,
+    /// Statuses to keep (default `["PAID"]`).
+    #[serde(default = "default_keep")]
+    pub keep: Vec<String>,
+    /// Column whose duplicates are dropped, first wins (default `event_id`; `null` disables).
+    #[serde(default = "default_dedupe_on")]
+    pub dedupe_on: Option<String>,
+    /// Nested fields to lift to top-level columns.
+    #[serde(default)]
+    pub flatten: Vec<Flatten>,
+    /// Drop a struct column once fields were lifted out of it (default true).
+    #[serde(default = "default_true")]
+    pub drop_flattened: bool,
+}
+
+/// One nested field to lift: `path` such as `customer.id`, named `as` (default
+/// the path with dots replaced by underscores).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flatten {
+    pub path: String,
+    #[serde(rename = "as")]
+    pub name: Option<String>,
+}
+
+fn default_status_column() -> String {
+    "status".into()
+}
+fn default_keep() -> Vec<String> {
+    vec!["PAID".into()]
+}
+fn default_dedupe_on() -> Option<String> {
+    Some("event_id".into())
+}
+fn default_true() -> bool {
+    true
+}
+
+/// The configured filter.
+pub struct FilterPaid {
+    config: Config,
+    lifted: Vec<(String, String)>,
+}
+
+impl Plugin for FilterPaid {
+    type Config = Config;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            name: "filter-paid".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Keeps PAID orders, drops duplicate event ids (first wins), flattens nested fields.".into(),
+            inputs: vec![Port::any("in", "Parsed orders (bronze rows).")],
+            outputs: vec![Port::any("out", "Kept orders with nested fields flattened.")],
+            config_schema: json!({"type": "object", "additionalProperties": false, "properties": {
+                "status_column": {"type": "string", "default": "status"},
+                "keep": {"type": "array", "items": {"type": "string"}, "default": ["PAID"]},
+                "dedupe_on": {"type": ["string", "null"], "default": "event_id"},
+                "flatten": {"type": "array", "items": {"type": "object", "required": ["path"],
+                    "properties": {"path": {"type": "string"}, "as": {"type": "string"}}}},
+                "drop_flattened": {"type": "boolean", "default": true}}}),
+        }
+    }
+
+    fn configure(config: Config) -> Result<Self, PluginError> {
+        let mut lifted = Vec::new();
+        for (i, flatten) in config.flatten.iter().enumerate() {
+            if !flatten.path.contains('.') || flatten.path.split('.').any(str::is_empty) {
+                let message = format!("`{}` is not a nested path like `customer.id`", flatten.path);
+                return Err(PluginError::bad_config(format!("flatten[{i}].path"), message));
+            }
+            let name = flatten.name.clone().unwrap_or_else(|| flatten.path.replace('.', "_"));
+            lifted.push((flatten.path.clone(), name));
+        }
+        Ok(FilterPaid { config, lifted })
+    }
+
+    fn process(&mut self, inputs: &Inputs) -> Result<Outputs, PluginError> {
+        let orders = inputs.get("in")?;
+        let status = orders.column::<StringArray>(&self.config.status_column)?;
+        let mut keep: Vec<bool> = status.iter().map(|s| s.is_some_and(|s| self.config.keep.iter().any(|k| k == s))).collect();
+        if let Some(key) = &self.config.dedupe_on {
+            drop_later_duplicates(orders.column_any(key)?, &mut keep).map_err(|m| PluginError::bad_input("in", m))?;
+        }
+        let (fields, columns) = self.project(&orders)?;
+        let projected = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        let kept = filter_record_batch(&projected, &BooleanArray::from(keep))?;
+        Ok(Outputs::new().with("out", kept))
+    }
+}
+
+impl FilterPaid {
+    /// Input columns in order, each struct that fields were lifted from replaced
+    /// (or followed, with `drop_flattened = false`) by the lifted columns.
+    fn project(&self, orders: &Input<'_>) -> Result<(Vec<Field>, Vec<ArrayRef>), PluginError> {
+        let lifted = self
+            .lifted
+            .iter()
+            .map(|(path, name)| Ok((path, name, orders.column_path(path)?)))
+            .collect::<Result<Vec<_>, PluginError>>()?;
+        let (mut fields, mut columns) = (Vec::new(), Vec::new());
+        for (field, column) in orders.batch().schema().fields().iter().zip(orders.batch().columns()) {
+            let root = format!("{}.", field.name());
+            let from_here: Vec<_> = lifted.iter().filter(|(path, _, _)| path.starts_with(&root)).collect();
+            if from_here.is_empty() || !self.config.drop_flattened {
+                fields.push(field.as_ref().clone());
+                columns.push(column.clone());
+            }
+            for (_, name, array) in from_here {
+                fields.push(Field::new(name.as_str(), array.data_type().clone(), true));
+                columns.push(array.clone());
+            }
+        }
+        Ok((fields, columns))
+    }
+}
+
+/// Clears `keep` for every kept row whose key was already seen in a kept row.
+/// Null keys count as one value, as in Spark's `dropDuplicates`.
+fn drop_later_duplicates(keys: &ArrayRef, keep: &mut [bool]) -> Result<(), String> {
+    fn dedupe<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = Option<K>>, keep: &mut [bool]) {
+        let mut seen = HashSet::new();
+        for (row, key) in keys.enumerate() {
+            if keep[row] && !seen.insert(key) {
+                keep[row] = false;
+            }
+        }
+    }
+    match keys.data_type() {
+        DataType::Utf8 => dedupe(keys.as_string::<i32>().iter(), keep),
+        DataType::LargeUtf8 => dedupe(keys.as_string::<i64>().iter(), keep),
+        DataType::Int64 => dedupe(keys.as_primitive::<Int64Type>().iter(), keep),
+        DataType::Int32 => dedupe(keys.as_primitive::<Int32Type>().iter(), keep),
+        DataType::Binary => dedupe(keys.as_binary::<i32>().iter(), keep),
+        other => return Err(format!("cannot deduplicate on a column of type {other}")),
+    }
+    Ok(())
+}
+
+weir_sdk::export!(FilterPaid);
+
+#[cfg(test)]
+mod tests;

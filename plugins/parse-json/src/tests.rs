@@ -1,0 +1,168 @@
+//! Unit tests of the parser, run natively through the SDK harness.
+
+use super::*;
+use weir_sdk::arrow_array::cast::AsArray;
+use weir_sdk::testing::{Harness, binary_batch};
+
+fn orders_config() -> serde_json::Value {
+    json!({"fields": [
+        {"name": "event_id", "type": "string", "required": true},
+        {"name": "qty", "type": "int"},
+        {"name": "amount", "type": "double"},
+        {"name": "paid", "type": "boolean"},
+        {"name": "ts", "type": "timestamp"},
+        {"name": "day", "type": "date"},
+        {"name": "customer", "type": "struct", "fields": [
+            {"name": "id", "type": "long", "required": true},
+            {"name": "name", "type": "string"}]},
+        {"name": "tags", "type": "array", "items": {"type": "string"}}
+    ]})
+}
+
+fn run(config: serde_json::Value, rows: &[&[u8]]) -> (RecordBatch, RecordBatch) {
+    let mut plugin = Harness::<ParseJson>::new(config).expect("valid config");
+    let out = plugin.run(Inputs::new().with("in", binary_batch("value", rows))).expect("process");
+    (out.get("out").unwrap().clone(), out.get(REJECTED_PORT).unwrap().clone())
+}
+
+fn reasons(rejected: &RecordBatch) -> Vec<(u64, String)> {
+    let rows = rejected.column(0).as_primitive::<UInt64Type>();
+    let reasons = rejected.column(3).as_string::<i32>();
+    rows.values().iter().zip(reasons.iter()).map(|(r, s)| (*r, s.unwrap().to_string())).collect()
+}
+
+#[test]
+fn parses_every_declared_type() {
+    let row = br#"{"event_id":"e1","qty":2,"amount":9.5,"paid":true,"ts":"2024-03-01T10:00:00Z",
+                   "day":"2024-03-01","customer":{"id":7,"name":"Ann"},"tags":["a","b"],"extra":1}"#;
+    let (out, rejected) = run(orders_config(), &[row]);
+    assert_eq!(rejected.num_rows(), 0, "{:?}", reasons(&rejected));
+    assert_eq!(out.num_rows(), 1);
+    assert_eq!(out.column(0).as_string::<i32>().value(0), "e1");
+    assert_eq!(out.column(1).as_primitive::<Int32Type>().value(0), 2);
+    assert_eq!(out.column(2).as_primitive::<Float64Type>().value(0), 9.5);
+    assert!(out.column(3).as_boolean().value(0));
+    assert_eq!(out.column(4).as_primitive::<TimestampMicrosecondType>().value(0), 1_709_287_200_000_000);
+    assert_eq!(out.column(5).as_primitive::<Date32Type>().value(0), 19_783);
+    let customer = out.column(6).as_struct();
+    assert_eq!(customer.column(0).as_primitive::<Int64Type>().value(0), 7);
+    let tags = out.column(7).as_list::<i32>().value(0);
+    assert_eq!(tags.as_string::<i32>().iter().collect::<Vec<_>>(), vec![Some("a"), Some("b")]);
+}
+
+#[test]
+fn optional_fields_may_be_missing_or_null() {
+    let (out, rejected) = run(orders_config(), &[br#"{"event_id":"e1","customer":null,"qty":null}"#]);
+    assert_eq!(rejected.num_rows(), 0);
+    assert!(out.column(1).is_null(0));
+    assert!(out.column(6).is_null(0));
+    assert!(out.column(7).is_null(0));
+}
+
+#[test]
+fn every_bad_row_is_rejected_with_a_reason_naming_the_field() {
+    let rows: Vec<&[u8]> = vec![
+        br#"{"event_id":"ok"}"#,
+        br#"{"event_id": "e2""#,
+        br#"{"qty": 1}"#,
+        br#"{"event_id":"e4","qty":"two"}"#,
+        br#"{"event_id":"e5","qty":3000000000}"#,
+        br#"{"event_id":"e6","ts":"yesterday"}"#,
+        br#"{"event_id":"e7","customer":{"name":"x"}}"#,
+        br#"[1,2]"#,
+        br#"{"event_id":"e9","tags":["a",3]}"#,
+        br#"{"event_id":null}"#,
+        br#"{"event_id":"e11","qty":1.5}"#,
+    ];
+    let (out, rejected) = run(orders_config(), &rows);
+    assert_eq!(out.num_rows(), 1);
+    let got = reasons(&rejected);
+    let expect_prefixes = [
+        (1, "invalid JSON: EOF while parsing an object"),
+        (2, "required field `event_id` is missing"),
+        (3, "field `qty`: expected a 32-bit integer, found a string"),
+        (4, "field `qty`: 3000000000 does not fit a 32-bit integer"),
+        (5, "field `ts`: `yesterday` is not an ISO 8601 timestamp"),
+        (6, "required field `customer.id` is missing"),
+        (7, "expected a JSON object, found an array"),
+        (8, "field `tags[1]`: expected a string, found a number"),
+        (9, "required field `event_id` is null"),
+        (10, "field `qty`: 1.5 is not a 32-bit integer"),
+    ];
+    assert_eq!(got.len(), expect_prefixes.len(), "{got:?}");
+    for ((row, reason), (want_row, want)) in got.iter().zip(expect_prefixes) {
+        assert_eq!(*row, want_row);
+        assert!(reason.starts_with(want), "row {row}: {reason:?} should start with {want:?}");
+    }
+    let fields = rejected.column(2).as_string::<i32>();
+    assert_eq!(fields.value(5), "customer.id");
+    let raw = rejected.column(1).as_binary::<i32>();
+    assert_eq!(raw.value(0), rows[1]);
+}
+
+#[test]
+fn null_values_are_rejected_not_dropped() {
+    let batch = RecordBatch::try_from_iter([(
+        "value",
+        Arc::new(BinaryArray::from_opt_vec(vec![None, Some(br#"{"event_id":"a"}"#)])) as ArrayRef,
+    )])
+    .unwrap();
+    let mut plugin = Harness::<ParseJson>::new(orders_config()).unwrap();
+    let out = plugin.run(Inputs::new().with("in", batch)).unwrap();
+    assert_eq!(reasons(out.get(REJECTED_PORT).unwrap()), vec![(0, "`value` is null".to_string())]);
+}
+
+#[test]
+fn strict_mode_rejects_undeclared_keys() {
+    let config = json!({"unknown_fields": "reject", "fields": [{"name": "a", "type": "string"},
+        {"name": "s", "type": "struct", "fields": [{"name": "b", "type": "int"}]}]});
+    let (_, rejected) = run(config, &[br#"{"a":"x","z":1}"#, br#"{"s":{"b":1,"c":2}}"#]);
+    assert_eq!(
+        reasons(&rejected),
+        vec![(0, "unexpected field `z`".to_string()), (1, "unexpected field `s.c`".to_string())]
+    );
+}
+
+#[test]
+fn timestamp_formats() {
+    let config = json!({"fields": [
+        {"name": "iso", "type": "timestamp"},
+        {"name": "ms", "type": "timestamp", "format": "epoch_millis"},
+        {"name": "s", "type": "timestamp", "format": "epoch_seconds"},
+        {"name": "pat", "type": "timestamp", "format": "%d/%m/%Y %H:%M"},
+        {"name": "zoned", "type": "timestamp", "format": "%Y-%m-%d %H:%M:%S %z"}]});
+    let row = br#"{"iso":"2024-01-01 00:00:01.5","ms":1000,"s":1.25,"pat":"02/01/1970 00:00","zoned":"1970-01-01 01:00:00 +0100"}"#;
+    let (out, rejected) = run(config, &[row]);
+    assert_eq!(rejected.num_rows(), 0, "{:?}", reasons(&rejected));
+    let micros: Vec<i64> = (0..5).map(|i| out.column(i).as_primitive::<TimestampMicrosecondType>().value(0)).collect();
+    assert_eq!(micros, vec![1_704_067_201_500_000, 1_000_000, 1_250_000, 86_400_000_000, 0]);
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let cases = [
+        (json!({"fields": []}), "fields"),
+        (json!({"fields": [{"name": "a", "type": "strin"}]}), "fields[0].type"),
+        (json!({"fields": [{"name": "a", "type": "string"}, {"name": "a", "type": "int"}]}), "fields[1].name"),
+        (json!({"fields": [{"name": "a", "type": "struct"}]}), "fields[0].fields"),
+        (json!({"fields": [{"name": "a", "type": "string", "format": "%Y"}]}), "fields[0].format"),
+        (json!({"fields": [{"name": "a", "type": "timestamp", "format": "yyyy-MM-dd"}]}), "fields[0].format"),
+        (json!({"fields": [{"name": "a", "type": "list", "items": {"type": "struct", "fields": [{"type": "int"}]}}]}),
+         "fields[0].items.fields[0].name"),
+        (json!({"fields": [{"name": "a", "type": "string"}], "input": "value"}), "input"),
+    ];
+    for (config, key) in cases {
+        let err = Harness::<ParseJson>::new(config.clone()).err().unwrap_or_else(|| panic!("{config} should fail"));
+        assert_eq!(err.kind, ErrorKind::BadConfig);
+        assert_eq!(err.key.as_deref(), Some(key), "{config}: {err}");
+    }
+}
+
+#[test]
+fn a_text_input_column_is_a_bad_input_naming_the_column() {
+    let batch = RecordBatch::try_from_iter([("value", Arc::new(StringArray::from(vec!["{}"])) as ArrayRef)]).unwrap();
+    let mut plugin = Harness::<ParseJson>::new(orders_config()).unwrap();
+    let err = plugin.run(Inputs::new().with("in", batch)).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadInput);
+    assert!(err.message.contains("`value` has type Utf8, expected Binary"), "{err}");
+}

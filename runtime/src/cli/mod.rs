@@ -1,0 +1,62 @@
+//! Command-line interface: the command tree and dispatch to one module per command.
+
+mod plugin_build;
+mod plugin_inspect;
+mod plugin_new;
+mod plugin_run;
+
+use clap::{Parser, Subcommand};
+
+/// Weir runs streaming data pipelines whose per-layer logic is sandboxed
+/// WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log debug detail (or set WEIR_LOG, e.g. WEIR_LOG=weir=trace).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with plugins: inspect, run on local files, scaffold, build.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Print a plugin's manifest: name, version, ports and config schema.
+    Inspect(plugin_inspect::Args),
+    /// Run a plugin on local files (.jsonl, .arrow, .parquet) and write each output port.
+    Run(plugin_run::Args),
+    /// Scaffold a new plugin crate that builds and passes its test out of the box.
+    New(plugin_new::Args),
+    /// Build a plugin crate into a WebAssembly component (wasm32-wasip2, release).
+    Build(plugin_build::Args),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::run(args),
+        Command::Plugin(PluginCommand::Run(args)) => plugin_run::run(args),
+        Command::Plugin(PluginCommand::New(args)) => plugin_new::run(args),
+        Command::Plugin(PluginCommand::Build(args)) => plugin_build::run(args),
+    }
+}
+
+/// Describes a schema (or "any") in one line, for human output.
+fn describe_schema(schema: Option<&arrow::datatypes::SchemaRef>) -> String {
+    match schema {
+        None => "any".to_string(),
+        Some(schema) => schema
+            .fields()
+            .iter()
+            .map(|f| format!("{}: {}{}", f.name(), f.data_type(), if f.is_nullable() { "?" } else { "" }))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}

@@ -1,0 +1,69 @@
+//! Human-readable durations (`250ms`, `5s`, `2m`, `1h`) and byte sizes
+//! (`512KiB`, `256MiB`, `1GiB`, `100MB`, `4096`), for the CLI and config files.
+
+use std::time::Duration;
+
+/// Parses a duration such as `250ms`, `5s`, `1.5s`, `2m` or `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 250ms, 5s or 2m"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "s" | "sec" | "secs" => value,
+        "m" | "min" | "mins" => value * 60.0,
+        "h" => value * 3600.0,
+        "" => return Err(format!("`{text}` needs a unit: ms, s, m or h")),
+        other => return Err(format!("`{other}` in `{text}` is not a duration unit (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
+}
+
+/// Parses a byte size such as `256MiB`, `1GiB`, `100MB`, `64k` or a plain number of bytes.
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size like 256MiB or 1GiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("`{other}` in `{text}` is not a size unit (KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    let bytes = value * scale;
+    if bytes.is_finite() && bytes >= 0.0 && bytes < usize::MAX as f64 {
+        Ok(bytes as usize)
+    } else {
+        Err(format!("`{text}` is out of range"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("5").unwrap_err().contains("needs a unit"));
+        assert!(parse_duration("5 fortnights").unwrap_err().contains("not a duration unit"));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("256MiB").unwrap(), 256 << 20);
+        assert_eq!(parse_bytes("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("100MB").unwrap(), 100_000_000);
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        assert!(parse_bytes("12 parsecs").is_err());
+    }
+}

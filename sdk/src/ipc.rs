@@ -1,0 +1,95 @@
+//! Arrow IPC stream encoding and decoding: the byte format that crosses the
+//! host/plugin boundary. Decoding wraps the received bytes without copying them.
+
+use arrow_array::RecordBatch;
+use arrow_buffer::Buffer;
+use arrow_ipc::reader::StreamDecoder;
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::{ArrowError, Schema, SchemaRef};
+
+/// Decodes one Arrow IPC stream into its schema and record batches.
+///
+/// The bytes are taken over as an Arrow buffer, so column data is not copied.
+pub fn decode_stream(bytes: Vec<u8>) -> Result<(SchemaRef, Vec<RecordBatch>), ArrowError> {
+    let mut buffer = Buffer::from_vec(bytes);
+    let mut decoder = StreamDecoder::new();
+    let mut batches = Vec::new();
+    while !buffer.is_empty() {
+        if let Some(batch) = decoder.decode(&mut buffer)? {
+            batches.push(batch);
+        }
+    }
+    decoder.finish()?;
+    let schema = decoder
+        .schema()
+        .ok_or_else(|| ArrowError::IpcError("the stream holds no schema message".into()))?;
+    Ok((schema, batches))
+}
+
+/// Encodes `batches` (all of `schema`) as one Arrow IPC stream.
+pub fn encode_stream(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
+    let estimate: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    let mut writer = StreamWriter::try_new(Vec::with_capacity(estimate + 1024), schema)?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.into_inner()
+}
+
+/// Encodes a schema alone (an IPC stream with no batches), as ports declare it.
+pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>, ArrowError> {
+    encode_stream(schema, &[])
+}
+
+/// Decodes a schema encoded by [`encode_schema`].
+pub fn decode_schema(bytes: Vec<u8>) -> Result<SchemaRef, ArrowError> {
+    decode_stream(bytes).map(|(schema, _)| schema)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field};
+    use std::sync::Arc;
+
+    fn sample() -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+                Arc::new(StringArray::from(vec![Some("a"), None, Some("c")])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn round_trips_batches() {
+        let batch = sample();
+        let bytes = encode_stream(&batch.schema(), &[batch.clone(), batch.clone()]).unwrap();
+        let (schema, batches) = decode_stream(bytes).unwrap();
+        assert_eq!(schema, batch.schema());
+        assert_eq!(batches, vec![batch.clone(), batch]);
+    }
+
+    #[test]
+    fn round_trips_a_bare_schema() {
+        let schema = sample().schema();
+        assert_eq!(decode_schema(encode_schema(&schema).unwrap()).unwrap(), schema);
+    }
+
+    #[test]
+    fn rejects_garbage_and_truncation() {
+        assert!(decode_stream(b"definitely not arrow".to_vec()).is_err());
+        let batch = sample();
+        let mut bytes = encode_stream(&batch.schema(), &[batch]).unwrap();
+        bytes.truncate(bytes.len() - 20);
+        assert!(decode_stream(bytes).is_err());
+        assert!(decode_stream(Vec::new()).is_err());
+    }
+}

@@ -1,0 +1,53 @@
+//! Shared helpers for Weir's integration tests and benchmarks: where the
+//! freshly built plugin components are, a shared engine, golden-file helpers,
+//! and the `weir` binary.
+
+use arrow::array::RecordBatch;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use weir_runtime::{EngineOptions, LoadedPlugin, PluginEngine};
+
+/// The component built from source by this crate's build script.
+pub fn wasm_path(plugin: &str) -> PathBuf {
+    PathBuf::from(match plugin {
+        "parse-json" => env!("WEIR_WASM_PARSE_JSON"),
+        "filter-paid" => env!("WEIR_WASM_FILTER_PAID"),
+        "misbehave" => env!("WEIR_WASM_MISBEHAVE"),
+        other => panic!("no test component called {other}"),
+    })
+}
+
+/// One engine per test binary, caching compiled plugins in a private directory.
+pub fn engine() -> &'static PluginEngine {
+    static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let cache_dir = std::env::temp_dir().join(format!("weir-test-cache-{}", std::process::id()));
+        PluginEngine::new(EngineOptions { cache_dir: Some(cache_dir), max_instances: 32 }).expect("engine")
+    })
+}
+
+/// Loads a test component into the shared engine.
+pub fn load(plugin: &str) -> LoadedPlugin {
+    engine().load(&wasm_path(plugin)).unwrap_or_else(|e| panic!("loading {plugin}: {e}"))
+}
+
+/// The workspace root.
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+}
+
+/// The `weir` binary built alongside the tests (`cargo test --workspace` builds it).
+pub fn weir_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("tests run from <target>/<profile>/deps");
+    let weir = profile_dir.join("weir");
+    assert!(weir.exists(), "{} is missing: run the tests with `cargo test --workspace`", weir.display());
+    weir
+}
+
+/// A batch as JSON lines, the form golden files are kept in.
+pub fn to_jsonl(batch: &RecordBatch) -> String {
+    let mut bytes = Vec::new();
+    weir_runtime::files::write_jsonl(&mut bytes, batch).expect("batch encodes as JSON");
+    String::from_utf8(bytes).expect("JSON is UTF-8")
+}
