@@ -11,9 +11,22 @@ use std::path::{Path, PathBuf};
 const PLUGINS: [&str; 3] = ["parse-json", "filter-paid", "misbehave"];
 
 fn main() {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf();
-    for watched in ["plugins", "sdk", "wit", "tests/plugins", "runtime/src/plugin_build.rs", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf();
+    for watched in [
+        "plugins",
+        "sdk",
+        "wit",
+        "tests/plugins",
+        "runtime/src/plugin_build.rs",
+        "Cargo.lock",
+    ] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
     let target_dir = wasm_target_dir();
     let built = plugin_build::build_plugins(&workspace.join("Cargo.toml"), &PLUGINS, &target_dir)
@@ -24,7 +37,11 @@ fn main() {
             .iter()
             .find(|b| b.package == crate_name)
             .unwrap_or_else(|| panic!("no component was built for {plugin}"));
-        println!("cargo:rustc-env=WEIR_WASM_{}={}", crate_name.to_uppercase(), wasm.wasm.display());
+        println!(
+            "cargo:rustc-env=WEIR_WASM_{}={}",
+            crate_name.to_uppercase(),
+            wasm.wasm.display()
+        );
     }
 }
 
@@ -32,6 +49,9 @@ fn main() {
 /// (`<target>/<profile>/build/<pkg>-<hash>/out`).
 fn wasm_target_dir() -> PathBuf {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let profile_dir = out_dir.ancestors().nth(3).expect("OUT_DIR is nested in the target directory");
+    let profile_dir = out_dir
+        .ancestors()
+        .nth(3)
+        .expect("OUT_DIR is nested in the target directory");
     profile_dir.join("wasm-plugins")
 }

@@ -2,7 +2,7 @@
 //! and conversions from the generated types to the SDK's types.
 
 use crate::error::{HostError, PluginIdentity};
-use weir_sdk::{ErrorKind, Manifest, Port, PluginError, Ports, ipc};
+use weir_sdk::{ErrorKind, Manifest, PluginError, Port, Ports, ipc};
 
 /// The code `bindgen!` generates, kept apart so its names do not clash with the SDK's.
 #[allow(missing_docs)]
@@ -17,8 +17,14 @@ pub use generated::weir::plugin::types as wit;
 pub use generated::{Plugin, PluginPre};
 
 /// Converts the manifest a plugin returned, decoding its port schemas.
-pub fn manifest_from_wit(manifest: wit::Manifest, plugin: &PluginIdentity) -> Result<Manifest, HostError> {
-    let invalid = |reason: String| HostError::InvalidManifest { plugin: plugin.clone(), reason };
+pub fn manifest_from_wit(
+    manifest: wit::Manifest,
+    plugin: &PluginIdentity,
+) -> Result<Manifest, HostError> {
+    let invalid = |reason: String| HostError::InvalidManifest {
+        plugin: plugin.clone(),
+        reason,
+    };
     if manifest.name.trim().is_empty() {
         return Err(invalid("the name is empty".into()));
     }
@@ -36,7 +42,11 @@ pub fn manifest_from_wit(manifest: wit::Manifest, plugin: &PluginIdentity) -> Re
 }
 
 /// Converts and checks ports: names unique per side, schemas decodable.
-pub fn ports_from_wit(inputs: Vec<wit::Port>, outputs: Vec<wit::Port>, plugin: &PluginIdentity) -> Result<Ports, HostError> {
+pub fn ports_from_wit(
+    inputs: Vec<wit::Port>,
+    outputs: Vec<wit::Port>,
+    plugin: &PluginIdentity,
+) -> Result<Ports, HostError> {
     let convert = |side: &str, ports: Vec<wit::Port>| -> Result<Vec<Port>, HostError> {
         let mut seen = std::collections::HashSet::new();
         ports
@@ -50,14 +60,24 @@ pub fn ports_from_wit(inputs: Vec<wit::Port>, outputs: Vec<wit::Port>, plugin: &
                     return Err(invalid("the name is empty or used twice".into()));
                 }
                 let schema = match port.schema.clone() {
-                    Some(bytes) => Some(ipc::decode_schema(bytes).map_err(|e| invalid(format!("schema is not Arrow IPC: {e}")))?),
+                    Some(bytes) => Some(
+                        ipc::decode_schema(bytes)
+                            .map_err(|e| invalid(format!("schema is not Arrow IPC: {e}")))?,
+                    ),
                     None => None,
                 };
-                Ok(Port { name: port.name, description: port.description, schema })
+                Ok(Port {
+                    name: port.name,
+                    description: port.description,
+                    schema,
+                })
             })
             .collect()
     };
-    Ok(Ports { inputs: convert("input", inputs)?, outputs: convert("output", outputs)? })
+    Ok(Ports {
+        inputs: convert("input", inputs)?,
+        outputs: convert("output", outputs)?,
+    })
 }
 
 /// Converts a plugin's typed error.

@@ -21,7 +21,10 @@ pub enum CacheOutcome {
 
 /// The SHA-256 of `bytes`, as lowercase hex.
 pub fn content_hash(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The default cache directory: `$WEIR_CACHE_DIR`, else `$XDG_CACHE_HOME/weir/compiled`,
@@ -52,7 +55,9 @@ pub fn load_or_compile(
         // with the same compatibility hash, into a directory the host trusts.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => return Ok((component, CacheOutcome::Hit)),
-            Err(err) => tracing::warn!(path = %path.display(), "discarding unusable compiled plugin: {err:#}"),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), "discarding unusable compiled plugin: {err:#}")
+            }
         }
     }
     let component = Component::new(engine, bytes)?;
@@ -71,7 +76,11 @@ fn entry_path(engine: &Engine, dir: &Path, hash: &str) -> PathBuf {
 fn store(component: &Component, dir: &Path, path: &Path) -> wasmtime::Result<()> {
     std::fs::create_dir_all(dir)?;
     let serialized = component.serialize()?;
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
+        std::process::id()
+    ));
     std::fs::write(&tmp, serialized)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
@@ -83,6 +92,9 @@ mod tests {
 
     #[test]
     fn hashes_are_sha256_hex() {
-        assert_eq!(content_hash(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            content_hash(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

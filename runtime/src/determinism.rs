@@ -133,7 +133,10 @@ mod tests {
     fn clock_reads_what_was_set() {
         let clock = VirtualClock::default();
         clock.set(1_700_000_000_000_000_000);
-        assert_eq!(HostWallClock::now(&clock), Duration::from_secs(1_700_000_000));
+        assert_eq!(
+            HostWallClock::now(&clock),
+            Duration::from_secs(1_700_000_000)
+        );
         assert_eq!(HostMonotonicClock::now(&clock), 1_700_000_000_000_000_000);
     }
 }

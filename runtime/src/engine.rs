@@ -30,7 +30,10 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { cache_dir: cache::default_cache_dir(), max_instances: 64 }
+        EngineOptions {
+            cache_dir: cache::default_cache_dir(),
+            max_instances: 64,
+        }
     }
 }
 
@@ -66,27 +69,54 @@ impl PluginEngine {
             .map_err(engine_error)?;
         let ticker = EpochTicker::start(engine.clone())
             .map_err(|e| HostError::Engine(format!("cannot start the epoch ticker thread: {e}")))?;
-        Ok(PluginEngine { engine, linker: Arc::new(linker), cache_dir: options.cache_dir, ticker })
+        Ok(PluginEngine {
+            engine,
+            linker: Arc::new(linker),
+            cache_dir: options.cache_dir,
+            ticker,
+        })
     }
 
     /// Loads the plugin at `path`: compiles it (or takes it from the cache),
     /// checks it implements the contract and reads its manifest.
     pub fn load(&self, path: &Path) -> Result<LoadedPlugin, HostError> {
-        let bytes = std::fs::read(path).map_err(|source| HostError::ReadPlugin { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| HostError::ReadPlugin {
+            path: path.to_path_buf(),
+            source,
+        })?;
         self.load_bytes(&bytes, path).map(|(plugin, _)| plugin)
     }
 
     /// Loads a plugin from its bytes; `origin` names it in errors. Also says
     /// whether the compiled artifact came from the cache.
-    pub fn load_bytes(&self, bytes: &[u8], origin: &Path) -> Result<(LoadedPlugin, CacheOutcome), HostError> {
-        let invalid = |reason: String| HostError::InvalidComponent { path: origin.to_path_buf(), reason };
+    pub fn load_bytes(
+        &self,
+        bytes: &[u8],
+        origin: &Path,
+    ) -> Result<(LoadedPlugin, CacheOutcome), HostError> {
+        let invalid = |reason: String| HostError::InvalidComponent {
+            path: origin.to_path_buf(),
+            reason,
+        };
         let hash = cache::content_hash(bytes);
         let (component, outcome) =
-            cache::load_or_compile(&self.engine, bytes, &hash, self.cache_dir.as_deref()).map_err(|e| invalid(format!("{e:#}")))?;
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| invalid(format!("{e:#}")))?;
+            cache::load_or_compile(&self.engine, bytes, &hash, self.cache_dir.as_deref())
+                .map_err(|e| invalid(format!("{e:#}")))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| invalid(format!("{e:#}")))?;
         let pre = bindings::PluginPre::new(pre).map_err(|e| invalid(format!("{e:#}")))?;
-        let stem = origin.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin").to_string();
-        let provisional = PluginIdentity { name: stem, version: "?".into(), hash };
+        let stem = origin
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("plugin")
+            .to_string();
+        let provisional = PluginIdentity {
+            name: stem,
+            version: "?".into(),
+            hash,
+        };
         let plugin = LoadedPlugin::new(self.engine.clone(), pre, provisional)?;
         Ok((plugin, outcome))
     }
@@ -120,7 +150,10 @@ impl EpochTicker {
                     engine.increment_epoch();
                 }
             })?;
-        Ok(EpochTicker { stop, thread: Some(thread) })
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 

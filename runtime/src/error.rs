@@ -28,7 +28,13 @@ impl PluginIdentity {
 
 impl std::fmt::Display for PluginIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "plugin {}@{} ({})", self.name, self.version, self.short_hash())
+        write!(
+            f,
+            "plugin {}@{} ({})",
+            self.name,
+            self.version,
+            self.short_hash()
+        )
     }
 }
 
@@ -74,7 +80,9 @@ pub enum HostError {
         budget: Duration,
     },
     /// The plugin tried to grow its memory past its cap.
-    #[error("{plugin}: `{call}` tried to grow memory to {requested} bytes, over its cap of {cap} bytes")]
+    #[error(
+        "{plugin}: `{call}` tried to grow memory to {requested} bytes, over its cap of {cap} bytes"
+    )]
     OutOfMemory {
         /// The plugin.
         plugin: PluginIdentity,
@@ -141,7 +149,10 @@ impl HostError {
     pub fn discarded_instance(&self) -> bool {
         matches!(
             self,
-            HostError::Timeout { .. } | HostError::OutOfMemory { .. } | HostError::Trap { .. } | HostError::InvalidOutput { .. }
+            HostError::Timeout { .. }
+                | HostError::OutOfMemory { .. }
+                | HostError::Trap { .. }
+                | HostError::InvalidOutput { .. }
         )
     }
 }

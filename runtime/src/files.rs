@@ -59,11 +59,18 @@ pub enum Format {
 impl Format {
     /// The format of `path`, from its extension.
     pub fn of(path: &Path) -> Result<Self, FileError> {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("jsonl" | "ndjson" | "json") => Ok(Format::Jsonl),
             Some("arrow" | "arrows" | "ipc" | "feather") => Ok(Format::Arrow),
             Some("parquet") => Ok(Format::Parquet),
-            _ => Err(FileError::UnknownFormat { path: path.to_path_buf() }),
+            _ => Err(FileError::UnknownFormat {
+                path: path.to_path_buf(),
+            }),
         }
     }
 
@@ -83,8 +90,14 @@ impl Format {
 /// each non-empty line becomes one message, as if consumed from Kafka. Other
 /// `.jsonl` files are decoded with the port's schema, or an inferred one.
 pub fn read_batch(path: &Path, schema: Option<&SchemaRef>) -> Result<RecordBatch, FileError> {
-    let decode = |reason: String| FileError::Decode { path: path.to_path_buf(), reason };
-    let file = File::open(path).map_err(|source| FileError::Read { path: path.to_path_buf(), source })?;
+    let decode = |reason: String| FileError::Decode {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(|source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let (file_schema, batches) = match Format::of(path)? {
         Format::Jsonl => match schema.and_then(|s| raw_column(s)) {
             Some(column) => return read_raw_lines(path, file, &column),
@@ -92,11 +105,17 @@ pub fn read_batch(path: &Path, schema: Option<&SchemaRef>) -> Result<RecordBatch
         },
         Format::Arrow => read_arrow(file).map_err(decode)?,
         Format::Parquet => {
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                .and_then(|b| b.build())
-                .map_err(|e| decode(e.to_string()))?;
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .and_then(|b| b.build())
+                    .map_err(|e| decode(e.to_string()))?;
             let schema = reader.schema();
-            (schema, reader.collect::<Result<Vec<_>, _>>().map_err(|e| decode(e.to_string()))?)
+            (
+                schema,
+                reader
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| decode(e.to_string()))?,
+            )
         }
     };
     concat_batches(&file_schema, &batches).map_err(|e| decode(e.to_string()))
@@ -113,7 +132,10 @@ fn raw_column(schema: &Schema) -> Option<String> {
 fn read_raw_lines(path: &Path, file: File, column: &str) -> Result<RecordBatch, FileError> {
     let mut rows = Vec::new();
     for line in BufReader::new(file).split(b'\n') {
-        let mut line = line.map_err(|source| FileError::Read { path: path.to_path_buf(), source })?;
+        let mut line = line.map_err(|source| FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if line.last() == Some(&b'\r') {
             line.pop();
         }
@@ -122,15 +144,23 @@ fn read_raw_lines(path: &Path, file: File, column: &str) -> Result<RecordBatch, 
         }
     }
     let values = BinaryArray::from_iter_values(rows);
-    RecordBatch::try_from_iter([(column, Arc::new(values) as _)])
-        .map_err(|e| FileError::Decode { path: path.to_path_buf(), reason: e.to_string() })
+    RecordBatch::try_from_iter([(column, Arc::new(values) as _)]).map_err(|e| FileError::Decode {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
-fn read_json(mut file: File, schema: Option<&SchemaRef>) -> Result<(SchemaRef, Vec<RecordBatch>), arrow::error::ArrowError> {
+fn read_json(
+    mut file: File,
+    schema: Option<&SchemaRef>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), arrow::error::ArrowError> {
     let schema = match schema {
         Some(schema) => schema.clone(),
         None => {
-            let (inferred, _) = arrow::json::reader::infer_json_schema_from_seekable(BufReader::new(&mut file), None)?;
+            let (inferred, _) = arrow::json::reader::infer_json_schema_from_seekable(
+                BufReader::new(&mut file),
+                None,
+            )?;
             file.rewind()?;
             Arc::new(inferred)
         }
@@ -141,41 +171,71 @@ fn read_json(mut file: File, schema: Option<&SchemaRef>) -> Result<(SchemaRef, V
 
 fn read_arrow(mut file: File) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
     let mut magic = [0u8; 6];
-    let is_file_format = std::io::Read::read_exact(&mut file, &mut magic).is_ok() && &magic == b"ARROW1";
+    let is_file_format =
+        std::io::Read::read_exact(&mut file, &mut magic).is_ok() && &magic == b"ARROW1";
     file.rewind().map_err(|e| e.to_string())?;
     if is_file_format {
-        let reader = arrow::ipc::reader::FileReader::try_new(file, None).map_err(|e| e.to_string())?;
+        let reader =
+            arrow::ipc::reader::FileReader::try_new(file, None).map_err(|e| e.to_string())?;
         let schema = reader.schema();
-        Ok((schema, reader.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?))
+        Ok((
+            schema,
+            reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?,
+        ))
     } else {
-        let reader = arrow::ipc::reader::StreamReader::try_new(BufReader::new(file), None).map_err(|e| e.to_string())?;
+        let reader = arrow::ipc::reader::StreamReader::try_new(BufReader::new(file), None)
+            .map_err(|e| e.to_string())?;
         let schema = reader.schema();
-        Ok((schema, reader.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?))
+        Ok((
+            schema,
+            reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?,
+        ))
     }
 }
 
 /// Writes `batch` to `path` in `format`.
 pub fn write_batch(path: &Path, batch: &RecordBatch, format: Format) -> Result<(), FileError> {
-    let failed = |reason: String| FileError::Write { path: path.to_path_buf(), reason };
+    let failed = |reason: String| FileError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
     let file = File::create(path).map_err(|e| failed(e.to_string()))?;
     match format {
-        Format::Jsonl => write_jsonl(std::io::BufWriter::new(file), batch).map_err(|e| failed(e.to_string())),
+        Format::Jsonl => {
+            write_jsonl(std::io::BufWriter::new(file), batch).map_err(|e| failed(e.to_string()))
+        }
         Format::Arrow => {
-            let mut writer =
-                arrow::ipc::writer::StreamWriter::try_new(std::io::BufWriter::new(file), batch.schema_ref()).map_err(|e| failed(e.to_string()))?;
-            writer.write(batch).and_then(|_| writer.finish()).map_err(|e| failed(e.to_string()))
+            let mut writer = arrow::ipc::writer::StreamWriter::try_new(
+                std::io::BufWriter::new(file),
+                batch.schema_ref(),
+            )
+            .map_err(|e| failed(e.to_string()))?;
+            writer
+                .write(batch)
+                .and_then(|_| writer.finish())
+                .map_err(|e| failed(e.to_string()))
         }
         Format::Parquet => {
-            let mut writer =
-                parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| failed(e.to_string()))?;
+            let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)
+                .map_err(|e| failed(e.to_string()))?;
             writer.write(batch).map_err(|e| failed(e.to_string()))?;
-            writer.close().map(|_| ()).map_err(|e| failed(e.to_string()))
+            writer
+                .close()
+                .map(|_| ())
+                .map_err(|e| failed(e.to_string()))
         }
     }
 }
 
 /// Writes `batch` as JSON lines, nulls written out (`"a":null`) rather than omitted.
-pub fn write_jsonl<W: std::io::Write>(out: W, batch: &RecordBatch) -> Result<(), arrow::error::ArrowError> {
+pub fn write_jsonl<W: std::io::Write>(
+    out: W,
+    batch: &RecordBatch,
+) -> Result<(), arrow::error::ArrowError> {
     let mut writer = arrow::json::WriterBuilder::new()
         .with_explicit_nulls(true)
         .build::<_, arrow::json::writer::LineDelimited>(out);
@@ -192,7 +252,10 @@ mod tests {
     fn sample() -> RecordBatch {
         RecordBatch::try_from_iter([
             ("id", Arc::new(Int64Array::from(vec![1, 2])) as _),
-            ("name", Arc::new(StringArray::from(vec![Some("a"), None])) as _),
+            (
+                "name",
+                Arc::new(StringArray::from(vec![Some("a"), None])) as _,
+            ),
         ])
         .unwrap()
     }
@@ -213,9 +276,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.jsonl");
         std::fs::write(&path, "{\"a\":1}\n\n{broken\r\n").unwrap();
-        let schema = Arc::new(Schema::new(vec![Field::new("value", DataType::Binary, true)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "value",
+            DataType::Binary,
+            true,
+        )]));
         let batch = read_batch(&path, Some(&schema)).unwrap();
-        let values = batch.column(0).as_any().downcast_ref::<BinaryArray>().unwrap();
+        let values = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .unwrap();
         assert_eq!(values.value(0), b"{\"a\":1}");
         assert_eq!(values.value(1), b"{broken");
         assert_eq!(batch.num_rows(), 2);
@@ -228,7 +299,10 @@ mod tests {
         std::fs::write(&path, "{\"id\":1,\"s\":\"x\"}\n{\"id\":2}\n").unwrap();
         let batch = read_batch(&path, None).unwrap();
         assert_eq!(batch.num_rows(), 2);
-        assert_eq!(batch.schema().field_with_name("id").unwrap().data_type(), &DataType::Int64);
+        assert_eq!(
+            batch.schema().field_with_name("id").unwrap().data_type(),
+            &DataType::Int64
+        );
     }
 
     #[test]
@@ -238,10 +312,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.csv");
         std::fs::write(&path, "a,b").unwrap();
-        assert!(matches!(read_batch(&path, None), Err(FileError::UnknownFormat { .. })));
+        assert!(matches!(
+            read_batch(&path, None),
+            Err(FileError::UnknownFormat { .. })
+        ));
         let path = dir.path().join("bad.arrow");
         std::fs::write(&path, "not arrow at all").unwrap();
         let err = read_batch(&path, None).unwrap_err();
-        assert!(err.to_string().starts_with(&path.display().to_string()), "{err}");
+        assert!(
+            err.to_string().starts_with(&path.display().to_string()),
+            "{err}"
+        );
     }
 }

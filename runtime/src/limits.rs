@@ -24,7 +24,10 @@ pub struct PluginLimits {
 
 impl Default for PluginLimits {
     fn default() -> Self {
-        PluginLimits { memory_bytes: DEFAULT_MEMORY_BYTES, time_budget: DEFAULT_TIME_BUDGET }
+        PluginLimits {
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            time_budget: DEFAULT_TIME_BUDGET,
+        }
     }
 }
 
@@ -33,15 +36,25 @@ impl PluginLimits {
     pub fn validate(&self) -> Result<(), String> {
         let mut problems = Vec::new();
         if self.memory_bytes < 1024 * 1024 {
-            problems.push(format!("memory cap {} bytes is below the 1 MiB minimum", self.memory_bytes));
+            problems.push(format!(
+                "memory cap {} bytes is below the 1 MiB minimum",
+                self.memory_bytes
+            ));
         }
         if self.memory_bytes > MAX_MEMORY_BYTES {
-            problems.push(format!("memory cap {} bytes is above the 4 GiB maximum", self.memory_bytes));
+            problems.push(format!(
+                "memory cap {} bytes is above the 4 GiB maximum",
+                self.memory_bytes
+            ));
         }
         if self.time_budget.is_zero() {
             problems.push("time budget must be positive".to_string());
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 }
 
@@ -70,17 +83,30 @@ impl MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.cap {
             self.denied = Some(desired);
             // An error (rather than `Ok(false)`) traps right at the growth, instead
             // of letting the allocator turn a failed grow into an opaque abort.
-            wasmtime::bail!("memory growth to {desired} bytes exceeds the cap of {} bytes", self.cap);
+            wasmtime::bail!(
+                "memory growth to {desired} bytes exceeds the cap of {} bytes",
+                self.cap
+            );
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -103,8 +129,14 @@ mod tests {
     #[test]
     fn validates_bounds() {
         assert!(PluginLimits::default().validate().is_ok());
-        let bad = PluginLimits { memory_bytes: 10, time_budget: Duration::ZERO };
+        let bad = PluginLimits {
+            memory_bytes: 10,
+            time_budget: Duration::ZERO,
+        };
         let err = bad.validate().unwrap_err();
-        assert!(err.contains("below the 1 MiB minimum") && err.contains("time budget"), "{err}");
+        assert!(
+            err.contains("below the 1 MiB minimum") && err.contains("time budget"),
+            "{err}"
+        );
     }
 }

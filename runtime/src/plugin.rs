@@ -40,14 +40,29 @@ impl LoadedPlugin {
         let limits = PluginLimits::default();
         let provisional = Arc::new(provisional);
         let mut live = Live::start(&engine, &pre, provisional.clone(), &limits)?;
-        let raw = live.call("manifest", &limits, CallContext { clock_nanos: 0, seed: 0 }, |b, s| b.call_manifest(s))?;
+        let raw = live.call(
+            "manifest",
+            &limits,
+            CallContext {
+                clock_nanos: 0,
+                seed: 0,
+            },
+            |b, s| b.call_manifest(s),
+        )?;
         let identity = Arc::new(PluginIdentity {
             name: raw.name.clone(),
             version: raw.version.clone(),
             hash: provisional.hash.clone(),
         });
         let manifest = bindings::manifest_from_wit(raw, &identity)?;
-        Ok(LoadedPlugin { inner: Arc::new(Shared { engine, pre, identity, manifest }) })
+        Ok(LoadedPlugin {
+            inner: Arc::new(Shared {
+                engine,
+                pre,
+                identity,
+                manifest,
+            }),
+        })
     }
 
     /// Name, version and content hash.
@@ -63,13 +78,23 @@ impl LoadedPlugin {
     /// Starts an instance and configures it with `config_json` (a JSON object
     /// as text). A config the plugin refuses is a [`HostError::Plugin`] error
     /// of kind bad-config naming the key.
-    pub fn instantiate(&self, config_json: &str, limits: PluginLimits) -> Result<PluginInstance, HostError> {
-        limits.validate().map_err(|reason| HostError::Instantiate { plugin: self.identity().clone(), reason })?;
+    pub fn instantiate(
+        &self,
+        config_json: &str,
+        limits: PluginLimits,
+    ) -> Result<PluginInstance, HostError> {
+        limits.validate().map_err(|reason| HostError::Instantiate {
+            plugin: self.identity().clone(),
+            reason,
+        })?;
         let mut instance = PluginInstance {
             plugin: self.clone(),
             config: config_json.to_string(),
             limits,
-            ports: Ports { inputs: Vec::new(), outputs: Vec::new() },
+            ports: Ports {
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+            },
             live: None,
             starts: 0,
         };
@@ -106,37 +131,61 @@ impl PluginInstance {
 
     /// Runs `process` on batches: encodes them as Arrow IPC, calls the plugin,
     /// decodes and validates what it returns.
-    pub fn process(&mut self, inputs: &[PortBatch], context: CallContext) -> Result<Vec<PortBatch>, HostError> {
+    pub fn process(
+        &mut self,
+        inputs: &[PortBatch],
+        context: CallContext,
+    ) -> Result<Vec<PortBatch>, HostError> {
         let streams = inputs
             .iter()
             .map(|(port, batch)| {
                 ipc::encode_stream(batch.schema_ref(), std::slice::from_ref(batch))
                     .map(|bytes| (port.clone(), bytes))
-                    .map_err(|e| HostError::InvalidInput { plugin: self.identity().clone(), port: port.clone(), reason: e.to_string() })
+                    .map_err(|e| HostError::InvalidInput {
+                        plugin: self.identity().clone(),
+                        port: port.clone(),
+                        reason: e.to_string(),
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.process_ipc(streams, context)
     }
 
     /// Runs `process` on already encoded Arrow IPC streams.
-    pub fn process_ipc(&mut self, inputs: Vec<(String, Vec<u8>)>, context: CallContext) -> Result<Vec<PortBatch>, HostError> {
-        let streams: Vec<wit::NamedStream> = inputs.into_iter().map(|(name, ipc)| wit::NamedStream { name, ipc }).collect();
+    pub fn process_ipc(
+        &mut self,
+        inputs: Vec<(String, Vec<u8>)>,
+        context: CallContext,
+    ) -> Result<Vec<PortBatch>, HostError> {
+        let streams: Vec<wit::NamedStream> = inputs
+            .into_iter()
+            .map(|(name, ipc)| wit::NamedStream { name, ipc })
+            .collect();
         let limits = self.limits;
-        let result = self.live()?.call("process", &limits, context, |b, s| b.call_process(s, &streams));
+        let result = self.live()?.call("process", &limits, context, |b, s| {
+            b.call_process(s, &streams)
+        });
         let outputs = match result {
             Err(host_error) => {
                 self.discard(&host_error);
                 return Err(host_error);
             }
             Ok(Err(error)) => {
-                return Err(HostError::Plugin { plugin: self.identity().clone(), error: bindings::error_from_wit(error) });
+                return Err(HostError::Plugin {
+                    plugin: self.identity().clone(),
+                    error: bindings::error_from_wit(error),
+                });
             }
             Ok(Ok(outputs)) => outputs,
         };
-        self.validate_outputs(outputs).inspect_err(|error| self.discard(error))
+        self.validate_outputs(outputs)
+            .inspect_err(|error| self.discard(error))
     }
 
-    fn validate_outputs(&self, outputs: Vec<wit::NamedStream>) -> Result<Vec<PortBatch>, HostError> {
+    fn validate_outputs(
+        &self,
+        outputs: Vec<wit::NamedStream>,
+    ) -> Result<Vec<PortBatch>, HostError> {
         let mut seen = std::collections::HashSet::new();
         outputs
             .into_iter()
@@ -147,20 +196,22 @@ impl PluginInstance {
                     reason,
                 };
                 let port = self.ports.output(&stream.name).ok_or_else(|| {
-                    let declared: Vec<&str> = self.ports.outputs.iter().map(|p| p.name.as_str()).collect();
+                    let declared: Vec<&str> =
+                        self.ports.outputs.iter().map(|p| p.name.as_str()).collect();
                     invalid(format!("the port is not declared (declared: {declared:?})"))
                 })?;
                 if !seen.insert(stream.name.clone()) {
                     return Err(invalid("the port was returned twice".into()));
                 }
-                let (actual, batches) =
-                    ipc::decode_stream(stream.ipc).map_err(|e| invalid(format!("not a valid Arrow IPC stream: {e}")))?;
+                let (actual, batches) = ipc::decode_stream(stream.ipc)
+                    .map_err(|e| invalid(format!("not a valid Arrow IPC stream: {e}")))?;
                 if let Some(declared) = &port.schema {
                     schema::check_output_fits(declared, &actual).map_err(invalid)?;
                 }
                 let batch = match batches.len() {
                     1 => batches.into_iter().next().expect("one batch"),
-                    _ => arrow::compute::concat_batches(&actual, &batches).map_err(|e| invalid(e.to_string()))?,
+                    _ => arrow::compute::concat_batches(&actual, &batches)
+                        .map_err(|e| invalid(e.to_string()))?,
                 };
                 Ok((stream.name.clone(), batch))
             })
@@ -175,13 +226,27 @@ impl PluginInstance {
             if self.starts > 1 {
                 tracing::warn!(plugin = %shared.identity, restarts = self.starts - 1, "starting a fresh instance after a failure");
             }
-            let mut live = Live::start(&shared.engine, &shared.pre, shared.identity.clone(), &self.limits)?;
-            let context = CallContext { clock_nanos: 0, seed: 0 };
+            let mut live = Live::start(
+                &shared.engine,
+                &shared.pre,
+                shared.identity.clone(),
+                &self.limits,
+            )?;
+            let context = CallContext {
+                clock_nanos: 0,
+                seed: 0,
+            };
             let config = self.config.as_str();
             let configured = live
-                .call("configure", &self.limits, context, |b, s| b.call_configure(s, config))?
-                .map_err(|error| HostError::Plugin { plugin: (*shared.identity).clone(), error: bindings::error_from_wit(error) })?;
-            self.ports = bindings::ports_from_wit(configured.inputs, configured.outputs, &shared.identity)?;
+                .call("configure", &self.limits, context, |b, s| {
+                    b.call_configure(s, config)
+                })?
+                .map_err(|error| HostError::Plugin {
+                    plugin: (*shared.identity).clone(),
+                    error: bindings::error_from_wit(error),
+                })?;
+            self.ports =
+                bindings::ports_from_wit(configured.inputs, configured.outputs, &shared.identity)?;
             self.live = Some(live);
         }
         Ok(self.live.as_mut().expect("started above"))
@@ -207,7 +272,10 @@ impl Live {
         identity: Arc<PluginIdentity>,
         limits: &PluginLimits,
     ) -> Result<Self, HostError> {
-        let mut store = Store::new(engine, StoreData::new(identity.clone(), limits.memory_bytes));
+        let mut store = Store::new(
+            engine,
+            StoreData::new(identity.clone(), limits.memory_bytes),
+        );
         store.limiter(|data| &mut data.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(limits));
@@ -218,7 +286,11 @@ impl Live {
                 other => other,
             }
         })?;
-        Ok(Live { store, bindings, identity })
+        Ok(Live {
+            store,
+            bindings,
+            identity,
+        })
     }
 
     fn call<T>(
@@ -240,7 +312,12 @@ impl Live {
 }
 
 fn deadline_ticks(limits: &PluginLimits) -> u64 {
-    (limits.time_budget.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
+    (limits
+        .time_budget
+        .as_nanos()
+        .div_ceil(EPOCH_TICK.as_nanos()) as u64)
+        .max(1)
+        + 1
 }
 
 /// Turns a failed call into the host error that says what happened.
@@ -254,18 +331,41 @@ fn classify(
 ) -> HostError {
     let plugin = plugin.clone();
     if let Some(requested) = denied {
-        return HostError::OutOfMemory { plugin, call, requested, cap: limits.memory_bytes };
+        return HostError::OutOfMemory {
+            plugin,
+            call,
+            requested,
+            cap: limits.memory_bytes,
+        };
     }
     if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-        return HostError::Timeout { plugin, call, budget: limits.time_budget };
+        return HostError::Timeout {
+            plugin,
+            call,
+            budget: limits.time_budget,
+        };
     }
     let mut reason = match error.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
-        None => format!("{error:#}").lines().next().unwrap_or_default().to_string(),
+        None => format!("{error:#}")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     };
-    let tail: Vec<&str> = stderr.iter().rev().take(5).rev().map(String::as_str).collect();
+    let tail: Vec<&str> = stderr
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .map(String::as_str)
+        .collect();
     if !tail.is_empty() {
         reason = format!("{reason}; plugin stderr: {}", tail.join(" | "));
     }
-    HostError::Trap { plugin, call, reason }
+    HostError::Trap {
+        plugin,
+        call,
+        reason,
+    }
 }

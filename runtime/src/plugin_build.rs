@@ -22,7 +22,9 @@ pub enum BuildError {
         source: std::io::Error,
     },
     /// Compilation failed (cargo printed the diagnostics).
-    #[error("building {manifest} for {WASM_TARGET} failed ({status}); see the compiler output above")]
+    #[error(
+        "building {manifest} for {WASM_TARGET} failed ({status}); see the compiler output above"
+    )]
     Failed {
         /// The manifest built.
         manifest: PathBuf,
@@ -30,7 +32,9 @@ pub enum BuildError {
         status: std::process::ExitStatus,
     },
     /// The build succeeded but produced no component.
-    #[error("building {manifest} produced no .wasm file: is it a `cdylib` crate that calls `weir_sdk::export!`?")]
+    #[error(
+        "building {manifest} produced no .wasm file: is it a `cdylib` crate that calls `weir_sdk::export!`?"
+    )]
     NoComponent {
         /// The manifest built.
         manifest: PathBuf,
@@ -48,11 +52,21 @@ pub struct BuiltPlugin {
 
 /// Builds `packages` (all cdylib packages of the manifest when empty) of the
 /// crate or workspace at `manifest` into `target_dir`.
-pub fn build_plugins(manifest: &Path, packages: &[&str], target_dir: &Path) -> Result<Vec<BuiltPlugin>, BuildError> {
+pub fn build_plugins(
+    manifest: &Path,
+    packages: &[&str],
+    target_dir: &Path,
+) -> Result<Vec<BuiltPlugin>, BuildError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(&cargo);
     command
-        .args(["build", "--release", "--message-format=json-render-diagnostics", "--target", WASM_TARGET])
+        .args([
+            "build",
+            "--release",
+            "--message-format=json-render-diagnostics",
+            "--target",
+            WASM_TARGET,
+        ])
         .arg("--manifest-path")
         .arg(manifest)
         .arg("--target-dir")
@@ -63,18 +77,29 @@ pub fn build_plugins(manifest: &Path, packages: &[&str], target_dir: &Path) -> R
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR")
-        .env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", "-C target-feature=+simd128")
+        .env(
+            "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
+            "-C target-feature=+simd128",
+        )
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
         .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let output = command.output().map_err(|source| BuildError::Spawn { cargo: cargo.clone(), source })?;
+    let output = command.output().map_err(|source| BuildError::Spawn {
+        cargo: cargo.clone(),
+        source,
+    })?;
     if !output.status.success() {
-        return Err(BuildError::Failed { manifest: manifest.to_path_buf(), status: output.status });
+        return Err(BuildError::Failed {
+            manifest: manifest.to_path_buf(),
+            status: output.status,
+        });
     }
     let built = components_in(&String::from_utf8_lossy(&output.stdout));
     if built.is_empty() {
-        return Err(BuildError::NoComponent { manifest: manifest.to_path_buf() });
+        return Err(BuildError::NoComponent {
+            manifest: manifest.to_path_buf(),
+        });
     }
     Ok(built)
 }
@@ -86,7 +111,10 @@ fn components_in(messages: &str) -> Vec<BuiltPlugin> {
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|message| message["reason"] == "compiler-artifact")
         .flat_map(|message| {
-            let package = message["target"]["name"].as_str().unwrap_or_default().to_string();
+            let package = message["target"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let files: Vec<PathBuf> = message["filenames"]
                 .as_array()
                 .into_iter()
@@ -95,7 +123,10 @@ fn components_in(messages: &str) -> Vec<BuiltPlugin> {
                 .filter(|f| f.ends_with(".wasm"))
                 .map(PathBuf::from)
                 .collect();
-            files.into_iter().map(move |wasm| BuiltPlugin { package: package.clone(), wasm })
+            files.into_iter().map(move |wasm| BuiltPlugin {
+                package: package.clone(),
+                wasm,
+            })
         })
         .collect()
 }
@@ -111,7 +142,10 @@ mod tests {
 {"reason":"build-finished","success":true}"#;
         assert_eq!(
             components_in(messages),
-            vec![BuiltPlugin { package: "parse_json".into(), wasm: PathBuf::from("/t/parse_json.wasm") }]
+            vec![BuiltPlugin {
+                package: "parse_json".into(),
+                wasm: PathBuf::from("/t/parse_json.wasm")
+            }]
         );
     }
 }

@@ -37,9 +37,16 @@ impl CapturedOutput {
     pub fn drain_lines(&self) -> Vec<String> {
         let mut captured = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let text = String::from_utf8_lossy(&captured.bytes).into_owned();
-        let mut lines: Vec<String> = text.lines().map(str::to_string).filter(|l| !l.is_empty()).collect();
+        let mut lines: Vec<String> = text
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect();
         if captured.dropped > 0 {
-            lines.push(format!("({} more bytes of output dropped)", captured.dropped));
+            lines.push(format!(
+                "({} more bytes of output dropped)",
+                captured.dropped
+            ));
         }
         captured.bytes.clear();
         captured.dropped = 0;
@@ -84,7 +91,11 @@ impl OutputStream for CapturedOutput {
 }
 
 impl tokio::io::AsyncWrite for CapturedOutput {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.append(buf);
         Poll::Ready(Ok(buf.len()))
     }

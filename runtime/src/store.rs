@@ -89,7 +89,10 @@ impl StoreData {
 
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -103,11 +106,21 @@ impl host::Host for StoreData {
         let plugin = &self.identity;
         let (name, version) = (plugin.name.as_str(), plugin.version.as_str());
         match level {
-            LogLevel::Trace => tracing::trace!(target: "weir::plugin", plugin = name, version, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "weir::plugin", plugin = name, version, "{message}"),
-            LogLevel::Info => tracing::info!(target: "weir::plugin", plugin = name, version, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "weir::plugin", plugin = name, version, "{message}"),
-            LogLevel::Error => tracing::error!(target: "weir::plugin", plugin = name, version, "{message}"),
+            LogLevel::Trace => {
+                tracing::trace!(target: "weir::plugin", plugin = name, version, "{message}")
+            }
+            LogLevel::Debug => {
+                tracing::debug!(target: "weir::plugin", plugin = name, version, "{message}")
+            }
+            LogLevel::Info => {
+                tracing::info!(target: "weir::plugin", plugin = name, version, "{message}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "weir::plugin", plugin = name, version, "{message}")
+            }
+            LogLevel::Error => {
+                tracing::error!(target: "weir::plugin", plugin = name, version, "{message}")
+            }
         }
     }
 }

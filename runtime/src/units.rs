@@ -6,16 +6,24 @@ use std::time::Duration;
 /// Parses a duration such as `250ms`, `5s`, `1.5s`, `2m` or `1h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 250ms, 5s or 2m"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 250ms, 5s or 2m"))?;
     let seconds = match unit.trim() {
         "ms" => value / 1000.0,
         "s" | "sec" | "secs" => value,
         "m" | "min" | "mins" => value * 60.0,
         "h" => value * 3600.0,
         "" => return Err(format!("`{text}` needs a unit: ms, s, m or h")),
-        other => return Err(format!("`{other}` in `{text}` is not a duration unit (ms, s, m, h)")),
+        other => {
+            return Err(format!(
+                "`{other}` in `{text}` is not a duration unit (ms, s, m, h)"
+            ));
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
 }
@@ -23,9 +31,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses a byte size such as `256MiB`, `1GiB`, `100MB`, `64k` or a plain number of bytes.
 pub fn parse_bytes(text: &str) -> Result<usize, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size like 256MiB or 1GiB"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 256MiB or 1GiB"))?;
     let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" => 1e3,
@@ -34,7 +46,11 @@ pub fn parse_bytes(text: &str) -> Result<usize, String> {
         "mib" => 1024.0 * 1024.0,
         "g" | "gb" => 1e9,
         "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("`{other}` in `{text}` is not a size unit (KiB, MiB, GiB, KB, MB, GB)")),
+        other => {
+            return Err(format!(
+                "`{other}` in `{text}` is not a size unit (KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
     };
     let bytes = value * scale;
     if bytes.is_finite() && bytes >= 0.0 && bytes < usize::MAX as f64 {
@@ -54,7 +70,11 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("5").unwrap_err().contains("needs a unit"));
-        assert!(parse_duration("5 fortnights").unwrap_err().contains("not a duration unit"));
+        assert!(
+            parse_duration("5 fortnights")
+                .unwrap_err()
+                .contains("not a duration unit")
+        );
         assert!(parse_duration("soon").is_err());
     }
 

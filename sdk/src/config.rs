@@ -14,7 +14,11 @@ pub fn parse_config<T: DeserializeOwned>(json: &str) -> Result<T, PluginError> {
     let deserializer = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
-        let key = if path == "." { String::from("(root)") } else { path };
+        let key = if path == "." {
+            String::from("(root)")
+        } else {
+            path
+        };
         PluginError::bad_config(key, strip_position(&err.inner().to_string()))
     })
 }
@@ -49,9 +53,16 @@ mod tests {
 
     #[test]
     fn names_the_nested_bad_key() {
-        let err = parse_config::<Config>(r#"{"fields":[{"name":"a","type":"x"},{"name":"b","typ":"y"}]}"#).unwrap_err();
+        let err = parse_config::<Config>(
+            r#"{"fields":[{"name":"a","type":"x"},{"name":"b","typ":"y"}]}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.key.as_deref(), Some("fields[1].typ"));
-        assert!(err.message.contains("unknown field `typ`"), "{}", err.message);
+        assert!(
+            err.message.contains("unknown field `typ`"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -43,17 +43,29 @@ pub struct PluginError {
 
 impl PluginError {
     fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        PluginError { kind, message: message.into(), key: None, input: None, row: None }
+        PluginError {
+            kind,
+            message: message.into(),
+            key: None,
+            input: None,
+            row: None,
+        }
     }
 
     /// The config key at `key` (dotted path, e.g. `fields[2].type`) is invalid.
     pub fn bad_config(key: impl Into<String>, message: impl Into<String>) -> Self {
-        PluginError { key: Some(key.into()), ..Self::new(ErrorKind::BadConfig, message) }
+        PluginError {
+            key: Some(key.into()),
+            ..Self::new(ErrorKind::BadConfig, message)
+        }
     }
 
     /// The input port `input` cannot be processed.
     pub fn bad_input(input: impl Into<String>, message: impl Into<String>) -> Self {
-        PluginError { input: Some(input.into()), ..Self::new(ErrorKind::BadInput, message) }
+        PluginError {
+            input: Some(input.into()),
+            ..Self::new(ErrorKind::BadInput, message)
+        }
     }
 
     /// A bug or broken invariant inside the plugin.
@@ -99,8 +111,14 @@ mod tests {
     #[test]
     fn display_names_key_input_and_row() {
         let err = PluginError::bad_config("fields[1].type", "unknown type `strin`");
-        assert_eq!(err.to_string(), "bad-config at config key `fields[1].type`: unknown type `strin`");
+        assert_eq!(
+            err.to_string(),
+            "bad-config at config key `fields[1].type`: unknown type `strin`"
+        );
         let err = PluginError::bad_input("in", "column `value` is missing").at_row(7);
-        assert_eq!(err.to_string(), "bad-input in input `in` row 7: column `value` is missing");
+        assert_eq!(
+            err.to_string(),
+            "bad-input in input `in` row 7: column `value` is missing"
+        );
     }
 }

@@ -18,14 +18,22 @@ pub fn configure<P: Plugin>(config_json: &str) -> Result<(P, Ports), PluginError
 }
 
 /// Runs one `process` call from IPC streams to IPC streams.
-pub fn process_ipc<P: Plugin>(plugin: &mut P, ports: &Ports, streams: Vec<NamedIpc>) -> Result<Vec<NamedIpc>, PluginError> {
+pub fn process_ipc<P: Plugin>(
+    plugin: &mut P,
+    ports: &Ports,
+    streams: Vec<NamedIpc>,
+) -> Result<Vec<NamedIpc>, PluginError> {
     let mut inputs = Inputs::new();
     for (name, bytes) in streams {
-        let (stream_schema, batches) = ipc::decode_stream(bytes)
-            .map_err(|e| PluginError::bad_input(&name, format!("not a valid Arrow IPC stream: {e}")))?;
+        let (stream_schema, batches) = ipc::decode_stream(bytes).map_err(|e| {
+            PluginError::bad_input(&name, format!("not a valid Arrow IPC stream: {e}"))
+        })?;
         let port = ports.input(&name).ok_or_else(|| {
             let declared: Vec<&str> = ports.inputs.iter().map(|p| p.name.as_str()).collect();
-            PluginError::bad_input(&name, format!("no input port called `{name}` (declared: {declared:?})"))
+            PluginError::bad_input(
+                &name,
+                format!("no input port called `{name}` (declared: {declared:?})"),
+            )
         })?;
         if let Some(declared) = &port.schema {
             schema::check_input_fits(declared, &stream_schema)

@@ -31,13 +31,18 @@ impl Inputs {
             .map(|(name, batch)| Input { name, batch })
             .ok_or_else(|| {
                 let present: Vec<&str> = self.streams.iter().map(|(n, _)| n.as_str()).collect();
-                PluginError::bad_input(name, format!("no input called `{name}` (inputs present: {present:?})"))
+                PluginError::bad_input(
+                    name,
+                    format!("no input called `{name}` (inputs present: {present:?})"),
+                )
             })
     }
 
     /// All inputs in the order the host sent them.
     pub fn iter(&self) -> impl Iterator<Item = Input<'_>> {
-        self.streams.iter().map(|(name, batch)| Input { name, batch })
+        self.streams
+            .iter()
+            .map(|(name, batch)| Input { name, batch })
     }
 }
 
@@ -66,13 +71,18 @@ impl<'a> Input<'a> {
 
     /// The top-level column `column`, untyped.
     pub fn column_any(&self, column: &str) -> Result<&'a ArrayRef, PluginError> {
-        self.batch.column_by_name(column).ok_or_else(|| self.missing(column))
+        self.batch
+            .column_by_name(column)
+            .ok_or_else(|| self.missing(column))
     }
 
     /// The top-level column `column` downcast to `T` (e.g. `StringArray`).
     pub fn column<T: Array + 'static>(&self, column: &str) -> Result<&'a T, PluginError> {
         let array = self.column_any(column)?;
-        array.as_any().downcast_ref::<T>().ok_or_else(|| self.wrong_type::<T>(column, array.data_type()))
+        array
+            .as_any()
+            .downcast_ref::<T>()
+            .ok_or_else(|| self.wrong_type::<T>(column, array.data_type()))
     }
 
     /// A possibly nested column addressed by a dotted path such as `customer.id`.
@@ -83,13 +93,21 @@ impl<'a> Input<'a> {
         let mut current: ArrayRef = self.column_any(first)?.clone();
         let mut walked = first.to_string();
         for part in parts {
-            let parent = current.as_any().downcast_ref::<StructArray>().ok_or_else(|| {
-                PluginError::bad_input(
-                    self.name,
-                    format!("column `{walked}` is {}, not a struct, so `{path}` cannot be read", current.data_type()),
-                )
-            })?;
-            let child = parent.column_by_name(part).ok_or_else(|| self.missing(&format!("{walked}.{part}")))?;
+            let parent = current
+                .as_any()
+                .downcast_ref::<StructArray>()
+                .ok_or_else(|| {
+                    PluginError::bad_input(
+                        self.name,
+                        format!(
+                            "column `{walked}` is {}, not a struct, so `{path}` cannot be read",
+                            current.data_type()
+                        ),
+                    )
+                })?;
+            let child = parent
+                .column_by_name(part)
+                .ok_or_else(|| self.missing(&format!("{walked}.{part}")))?;
             current = match parent.nulls() {
                 Some(nulls) if nulls.null_count() > 0 => {
                     let parent_is_null = BooleanArray::new(!nulls.inner(), None);
@@ -103,13 +121,25 @@ impl<'a> Input<'a> {
     }
 
     fn missing(&self, column: &str) -> PluginError {
-        let present: Vec<&str> = self.batch.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
-        PluginError::bad_input(self.name, format!("column `{column}` is missing (columns present: {present:?})"))
+        let present: Vec<&str> = self
+            .batch
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        PluginError::bad_input(
+            self.name,
+            format!("column `{column}` is missing (columns present: {present:?})"),
+        )
     }
 
     fn wrong_type<T>(&self, column: &str, actual: &DataType) -> PluginError {
         let wanted = short_type_name(std::any::type_name::<T>());
-        PluginError::bad_input(self.name, format!("column `{column}` has type {actual}, expected a {wanted}"))
+        PluginError::bad_input(
+            self.name,
+            format!("column `{column}` has type {actual}, expected a {wanted}"),
+        )
     }
 }
 
@@ -174,7 +204,11 @@ mod tests {
     fn nested() -> RecordBatch {
         let id = Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef;
         let fields = Fields::from(vec![Field::new("id", DataType::Int64, true)]);
-        let customer = StructArray::new(fields.clone(), vec![id], Some(NullBuffer::from(vec![true, false, true])));
+        let customer = StructArray::new(
+            fields.clone(),
+            vec![id],
+            Some(NullBuffer::from(vec![true, false, true])),
+        );
         let status = Arc::new(StringArray::from(vec!["PAID", "NEW", "PAID"])) as ArrayRef;
         let schema = Schema::new(vec![
             Field::new("status", DataType::Utf8, false),
@@ -187,24 +221,54 @@ mod tests {
     fn typed_column_access_names_the_problem() {
         let inputs = Inputs::new().with("orders", nested());
         let orders = inputs.get("orders").unwrap();
-        assert_eq!(orders.column::<StringArray>("status").unwrap().value(0), "PAID");
+        assert_eq!(
+            orders.column::<StringArray>("status").unwrap().value(0),
+            "PAID"
+        );
         let err = orders.column::<Int64Array>("status").unwrap_err();
-        assert!(err.message.contains("`status` has type Utf8, expected a PrimitiveArray<Int64Type>"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("`status` has type Utf8, expected a PrimitiveArray<Int64Type>"),
+            "{}",
+            err.message
+        );
         assert_eq!(err.input.as_deref(), Some("orders"));
         let err = orders.column::<StringArray>("stat").unwrap_err();
         assert!(err.message.contains("`stat` is missing"), "{}", err.message);
-        assert!(inputs.get("in").unwrap_err().message.contains("[\"orders\"]"));
+        assert!(
+            inputs
+                .get("in")
+                .unwrap_err()
+                .message
+                .contains("[\"orders\"]")
+        );
     }
 
     #[test]
     fn nested_paths_inherit_parent_nulls() {
         let inputs = Inputs::new().with("in", nested());
-        let ids = inputs.get("in").unwrap().column_path("customer.id").unwrap();
+        let ids = inputs
+            .get("in")
+            .unwrap()
+            .column_path("customer.id")
+            .unwrap();
         let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
         assert_eq!(ids.iter().collect::<Vec<_>>(), vec![Some(1), None, Some(3)]);
-        let err = inputs.get("in").unwrap().column_path("status.x").unwrap_err();
+        let err = inputs
+            .get("in")
+            .unwrap()
+            .column_path("status.x")
+            .unwrap_err();
         assert!(err.message.contains("not a struct"), "{}", err.message);
-        let err = inputs.get("in").unwrap().column_path("customer.name").unwrap_err();
-        assert!(err.message.contains("`customer.name` is missing"), "{}", err.message);
+        let err = inputs
+            .get("in")
+            .unwrap()
+            .column_path("customer.name")
+            .unwrap_err();
+        assert!(
+            err.message.contains("`customer.name` is missing"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -28,7 +28,13 @@ pub fn decode_stream(bytes: Vec<u8>) -> Result<(SchemaRef, Vec<RecordBatch>), Ar
 
 /// Encodes `batches` (all of `schema`) as one Arrow IPC stream.
 pub fn encode_stream(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
-    let estimate: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    // Size the buffer by the rows actually encoded: a sliced batch shares (and
+    // `get_array_memory_size` would count) its parent's whole buffers.
+    let estimate: usize = batches
+        .iter()
+        .flat_map(|b| b.columns())
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum();
     let mut writer = StreamWriter::try_new(Vec::with_capacity(estimate + 1024), schema)?;
     for batch in batches {
         writer.write(batch)?;
@@ -78,9 +84,28 @@ mod tests {
     }
 
     #[test]
+    fn encoding_a_slice_does_not_reserve_the_parent_buffers() {
+        let big = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+            vec![Arc::new(Int64Array::from_iter_values(0..1_000_000))],
+        )
+        .unwrap();
+        let bytes = encode_stream(&big.schema(), &[big.slice(10, 1)]).unwrap();
+        assert!(
+            bytes.capacity() < 64 * 1024,
+            "reserved {} bytes for one row",
+            bytes.capacity()
+        );
+        assert_eq!(decode_stream(bytes).unwrap().1[0], big.slice(10, 1));
+    }
+
+    #[test]
     fn round_trips_a_bare_schema() {
         let schema = sample().schema();
-        assert_eq!(decode_schema(encode_schema(&schema).unwrap()).unwrap(), schema);
+        assert_eq!(
+            decode_schema(encode_schema(&schema).unwrap()).unwrap(),
+            schema
+        );
     }
 
     #[test]

@@ -128,14 +128,15 @@ pub trait Plugin: Sized + 'static {
 /// Everything a plugin usually needs, in one import.
 pub mod prelude {
     pub use crate::{
-        ErrorKind, Input, Inputs, Manifest, Outputs, Plugin, PluginError, Port, Ports, REJECTED_PORT, Rejects,
-        rejected_port, rejected_schema,
+        ErrorKind, Input, Inputs, Manifest, Outputs, Plugin, PluginError, Port, Ports,
+        REJECTED_PORT, Rejects, rejected_port, rejected_schema,
     };
     pub use arrow_array::builder::*;
     pub use arrow_array::types::*;
     pub use arrow_array::{
-        Array, ArrayRef, BinaryArray, BooleanArray, Float64Array, Int32Array, Int64Array, LargeStringArray,
-        ListArray, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray, UInt64Array,
+        Array, ArrayRef, BinaryArray, BooleanArray, Float64Array, Int32Array, Int64Array,
+        LargeStringArray, ListArray, RecordBatch, StringArray, StructArray,
+        TimestampMicrosecondArray, UInt64Array,
     };
     pub use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
     pub use arrow_select::filter::filter_record_batch;

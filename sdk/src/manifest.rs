@@ -18,12 +18,24 @@ pub struct Port {
 impl Port {
     /// A port that accepts or produces any schema.
     pub fn any(name: impl Into<String>, description: impl Into<String>) -> Self {
-        Port { name: name.into(), description: description.into(), schema: None }
+        Port {
+            name: name.into(),
+            description: description.into(),
+            schema: None,
+        }
     }
 
     /// A port with a fixed schema.
-    pub fn with_schema(name: impl Into<String>, description: impl Into<String>, schema: Schema) -> Self {
-        Port { name: name.into(), description: description.into(), schema: Some(Arc::new(schema)) }
+    pub fn with_schema(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        schema: Schema,
+    ) -> Self {
+        Port {
+            name: name.into(),
+            description: description.into(),
+            schema: Some(Arc::new(schema)),
+        }
     }
 }
 
@@ -47,7 +59,10 @@ pub struct Manifest {
 impl Manifest {
     /// The ports as declared, for plugins whose schemas do not depend on config.
     pub fn ports(&self) -> Ports {
-        Ports { inputs: self.inputs.clone(), outputs: self.outputs.clone() }
+        Ports {
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+        }
     }
 }
 

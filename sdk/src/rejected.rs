@@ -78,7 +78,8 @@ impl Rejects {
             Arc::new(self.field.finish()),
             Arc::new(self.reason.finish()),
         ];
-        RecordBatch::try_new(rejected_schema(), columns).expect("rejected columns match rejected_schema")
+        RecordBatch::try_new(rejected_schema(), columns)
+            .expect("rejected columns match rejected_schema")
     }
 }
 
@@ -92,12 +93,25 @@ mod tests {
         let mut rejects = Rejects::new();
         assert!(rejects.is_empty());
         rejects.push(3, Some(b"{bad"), None, "invalid JSON");
-        rejects.push(9, Some(b"{}"), Some("event_id"), "required field `event_id` is missing");
+        rejects.push(
+            9,
+            Some(b"{}"),
+            Some("event_id"),
+            "required field `event_id` is missing",
+        );
         let batch = rejects.finish();
         assert_eq!(batch.num_rows(), 2);
-        let rows = batch.column(0).as_any().downcast_ref::<UInt64Array>().unwrap();
+        let rows = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .unwrap();
         assert_eq!(rows.values().to_vec(), vec![3, 9]);
-        let fields = batch.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+        let fields = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert!(fields.is_null(0));
         assert_eq!(fields.value(1), "event_id");
     }

@@ -9,13 +9,19 @@ pub fn check_input_fits(declared: &Schema, actual: &Schema) -> Result<(), String
     let mut problems = Vec::new();
     for want in declared.fields() {
         match actual.field_with_name(want.name()) {
-            Err(_) => problems.push(format!("column `{}` ({}) is missing", want.name(), want.data_type())),
-            Ok(got) if !got.data_type().equals_datatype(want.data_type()) => problems.push(format!(
-                "column `{}` has type {}, expected {}",
+            Err(_) => problems.push(format!(
+                "column `{}` ({}) is missing",
                 want.name(),
-                got.data_type(),
                 want.data_type()
             )),
+            Ok(got) if !got.data_type().equals_datatype(want.data_type()) => {
+                problems.push(format!(
+                    "column `{}` has type {}, expected {}",
+                    want.name(),
+                    got.data_type(),
+                    want.data_type()
+                ))
+            }
             Ok(_) => {}
         }
     }
@@ -26,23 +32,44 @@ pub fn check_input_fits(declared: &Schema, actual: &Schema) -> Result<(), String
 /// in the same order, same types, and no nullable column where the port
 /// declares a non-null one.
 pub fn check_output_fits(declared: &Schema, actual: &Schema) -> Result<(), String> {
-    let names = |s: &Schema| s.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
+    let names = |s: &Schema| {
+        s.fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>()
+    };
     if names(declared) != names(actual) {
-        return Err(format!("columns are {:?}, expected {:?}", names(actual), names(declared)));
+        return Err(format!(
+            "columns are {:?}, expected {:?}",
+            names(actual),
+            names(declared)
+        ));
     }
     let mut problems = Vec::new();
     for (want, got) in declared.fields().iter().zip(actual.fields()) {
         if !got.data_type().equals_datatype(want.data_type()) {
-            problems.push(format!("column `{}` has type {}, expected {}", want.name(), got.data_type(), want.data_type()));
+            problems.push(format!(
+                "column `{}` has type {}, expected {}",
+                want.name(),
+                got.data_type(),
+                want.data_type()
+            ));
         } else if got.is_nullable() && !want.is_nullable() {
-            problems.push(format!("column `{}` is nullable, but the port declares it non-null", want.name()));
+            problems.push(format!(
+                "column `{}` is nullable, but the port declares it non-null",
+                want.name()
+            ));
         }
     }
     join(problems)
 }
 
 fn join(problems: Vec<String>) -> Result<(), String> {
-    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 #[cfg(test)]
@@ -51,28 +78,58 @@ mod tests {
     use arrow_schema::{DataType, Field};
 
     fn schema(fields: &[(&str, DataType, bool)]) -> Schema {
-        Schema::new(fields.iter().map(|(n, t, null)| Field::new(*n, t.clone(), *null)).collect::<Vec<_>>())
+        Schema::new(
+            fields
+                .iter()
+                .map(|(n, t, null)| Field::new(*n, t.clone(), *null))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]
     fn inputs_may_carry_extra_columns_but_not_miss_any() {
         let declared = schema(&[("value", DataType::Binary, true)]);
-        let actual = schema(&[("key", DataType::Binary, true), ("value", DataType::Binary, true)]);
+        let actual = schema(&[
+            ("key", DataType::Binary, true),
+            ("value", DataType::Binary, true),
+        ]);
         assert!(check_input_fits(&declared, &actual).is_ok());
-        let err = check_input_fits(&declared, &schema(&[("key", DataType::Binary, true)])).unwrap_err();
+        let err =
+            check_input_fits(&declared, &schema(&[("key", DataType::Binary, true)])).unwrap_err();
         assert_eq!(err, "column `value` (Binary) is missing");
-        let err = check_input_fits(&declared, &schema(&[("value", DataType::Utf8, true)])).unwrap_err();
+        let err =
+            check_input_fits(&declared, &schema(&[("value", DataType::Utf8, true)])).unwrap_err();
         assert_eq!(err, "column `value` has type Utf8, expected Binary");
     }
 
     #[test]
     fn outputs_must_match_exactly() {
         let declared = schema(&[("a", DataType::Int64, false), ("b", DataType::Utf8, true)]);
-        assert!(check_output_fits(&declared, &schema(&[("a", DataType::Int64, false), ("b", DataType::Utf8, false)])).is_ok());
-        assert!(check_output_fits(&declared, &schema(&[("b", DataType::Utf8, true), ("a", DataType::Int64, false)])).is_err());
-        let err = check_output_fits(&declared, &schema(&[("a", DataType::Int64, true), ("b", DataType::Utf8, true)])).unwrap_err();
+        assert!(
+            check_output_fits(
+                &declared,
+                &schema(&[("a", DataType::Int64, false), ("b", DataType::Utf8, false)])
+            )
+            .is_ok()
+        );
+        assert!(
+            check_output_fits(
+                &declared,
+                &schema(&[("b", DataType::Utf8, true), ("a", DataType::Int64, false)])
+            )
+            .is_err()
+        );
+        let err = check_output_fits(
+            &declared,
+            &schema(&[("a", DataType::Int64, true), ("b", DataType::Utf8, true)]),
+        )
+        .unwrap_err();
         assert!(err.contains("`a` is nullable"), "{err}");
-        let err = check_output_fits(&declared, &schema(&[("a", DataType::Int32, false), ("b", DataType::Utf8, true)])).unwrap_err();
+        let err = check_output_fits(
+            &declared,
+            &schema(&[("a", DataType::Int32, false), ("b", DataType::Utf8, true)]),
+        )
+        .unwrap_err();
         assert!(err.contains("`a` has type Int32, expected Int64"), "{err}");
     }
 }

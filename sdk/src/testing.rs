@@ -19,7 +19,9 @@ pub struct Harness<P: Plugin> {
 
 impl<P: Plugin> std::fmt::Debug for Harness<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Harness").field("ports", &self.ports).finish_non_exhaustive()
+        f.debug_struct("Harness")
+            .field("ports", &self.ports)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,7 +49,10 @@ impl<P: Plugin> Harness<P> {
             .iter()
             .map(|input| {
                 let batch = input.batch();
-                Ok((input.name().to_string(), ipc::encode_stream(batch.schema_ref(), std::slice::from_ref(batch))?))
+                Ok((
+                    input.name().to_string(),
+                    ipc::encode_stream(batch.schema_ref(), std::slice::from_ref(batch))?,
+                ))
             })
             .collect::<Result<Vec<_>, PluginError>>()?;
         let mut outputs = Outputs::new();
@@ -64,12 +69,17 @@ impl<P: Plugin> Harness<P> {
         let outputs = guest::process_ipc(&mut self.plugin, &self.ports, streams)?;
         for (name, bytes) in &outputs {
             let port = self.ports.output(name).ok_or_else(|| {
-                PluginError::internal(format!("the plugin returned output `{name}`, which it does not declare"))
+                PluginError::internal(format!(
+                    "the plugin returned output `{name}`, which it does not declare"
+                ))
             })?;
             if let Some(declared) = &port.schema {
                 let (actual, _) = ipc::decode_stream(bytes.clone())?;
-                schema::check_output_fits(declared, &actual)
-                    .map_err(|problem| PluginError::internal(format!("output `{name}` does not fit its port: {problem}")))?;
+                schema::check_output_fits(declared, &actual).map_err(|problem| {
+                    PluginError::internal(format!(
+                        "output `{name}` does not fit its port: {problem}"
+                    ))
+                })?;
             }
         }
         Ok(outputs)
@@ -79,8 +89,11 @@ impl<P: Plugin> Harness<P> {
 /// A one-column batch of raw bytes, like the `value` column of Kafka messages.
 pub fn binary_batch(column: &str, rows: &[&[u8]]) -> RecordBatch {
     let schema = Schema::new(vec![Field::new(column, DataType::Binary, true)]);
-    RecordBatch::try_new(Arc::new(schema), vec![Arc::new(BinaryArray::from_vec(rows.to_vec()))])
-        .expect("one binary column")
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![Arc::new(BinaryArray::from_vec(rows.to_vec()))],
+    )
+    .expect("one binary column")
 }
 
 /// The log lines the plugin wrote on this thread since the last call.

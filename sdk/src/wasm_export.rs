@@ -6,7 +6,6 @@ use crate::{Level, Plugin, PluginError, Port, Ports, guest, ipc};
 use std::any::Any;
 use std::cell::RefCell;
 
-
 /// A configured plugin and its ports; one per wasm instance.
 struct Configured<P> {
     plugin: P,
@@ -33,23 +32,32 @@ pub fn manifest<P: Plugin>() -> wit::Manifest {
 /// The `configure` export: parses the config, keeps the plugin for `process`.
 pub fn configure<P: Plugin>(config: String) -> Result<wit::Configured, wit::PluginError> {
     let (plugin, ports) = guest::configure::<P>(&config).map_err(error_to_wit)?;
-    let configured =
-        wit::Configured { inputs: ports.inputs.iter().map(port_to_wit).collect(), outputs: ports.outputs.iter().map(port_to_wit).collect() };
+    let configured = wit::Configured {
+        inputs: ports.inputs.iter().map(port_to_wit).collect(),
+        outputs: ports.outputs.iter().map(port_to_wit).collect(),
+    };
     STATE.with_borrow_mut(|state| *state = Some(Box::new(Configured { plugin, ports })));
     Ok(configured)
 }
 
 /// The `process` export.
-pub fn process<P: Plugin>(inputs: Vec<wit::NamedStream>) -> Result<Vec<wit::NamedStream>, wit::PluginError> {
+pub fn process<P: Plugin>(
+    inputs: Vec<wit::NamedStream>,
+) -> Result<Vec<wit::NamedStream>, wit::PluginError> {
     STATE.with_borrow_mut(|state| {
         let configured = state
             .as_mut()
             .and_then(|s| s.downcast_mut::<Configured<P>>())
-            .ok_or_else(|| error_to_wit(PluginError::internal("process was called before configure")))?;
+            .ok_or_else(|| {
+                error_to_wit(PluginError::internal("process was called before configure"))
+            })?;
         let streams = inputs.into_iter().map(|s| (s.name, s.ipc)).collect();
-        let outputs =
-            guest::process_ipc(&mut configured.plugin, &configured.ports, streams).map_err(error_to_wit)?;
-        Ok(outputs.into_iter().map(|(name, ipc)| wit::NamedStream { name, ipc }).collect())
+        let outputs = guest::process_ipc(&mut configured.plugin, &configured.ports, streams)
+            .map_err(error_to_wit)?;
+        Ok(outputs
+            .into_iter()
+            .map(|(name, ipc)| wit::NamedStream { name, ipc })
+            .collect())
     })
 }
 
@@ -70,7 +78,10 @@ fn port_to_wit(port: &Port) -> wit::Port {
     wit::Port {
         name: port.name.clone(),
         description: port.description.clone(),
-        schema: port.schema.as_ref().map(|s| ipc::encode_schema(s).expect("a schema always encodes")),
+        schema: port
+            .schema
+            .as_ref()
+            .map(|s| ipc::encode_schema(s).expect("a schema always encodes")),
     }
 }
 

@@ -16,12 +16,17 @@ use weir_sdk::testing::Harness;
 use weir_sdk::{Inputs, Plugin, ipc};
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Realistic order events (skewed categories and customers), deterministic.
 fn order_lines(rows: usize) -> Vec<Vec<u8>> {
-    let categories = ["Kitchen", "Home", "Garden", "Toys", "Books", "Sports", "Beauty", "Tools"];
+    let categories = [
+        "Kitchen", "Home", "Garden", "Toys", "Books", "Sports", "Beauty", "Tools",
+    ];
     let statuses = ["PAID", "PAID", "PAID", "NEW", "SHIPPED", "CANCELLED"];
     let mut state: u64 = 0x2545_F491_4F6C_DD1D;
     let mut next = move || {
@@ -53,7 +58,10 @@ fn order_lines(rows: usize) -> Vec<Vec<u8>> {
 }
 
 fn chunks(batch: &RecordBatch, size: usize) -> Vec<RecordBatch> {
-    (0..batch.num_rows()).step_by(size).map(|at| batch.slice(at, size.min(batch.num_rows() - at))).collect()
+    (0..batch.num_rows())
+        .step_by(size)
+        .map(|at| batch.slice(at, size.min(batch.num_rows() - at)))
+        .collect()
 }
 
 /// Best-of-`runs` wall time of `f`, after one warm-up.
@@ -71,16 +79,30 @@ fn best(runs: usize, mut f: impl FnMut()) -> Duration {
 
 fn wasm_pass(instance: &mut PluginInstance, batches: &[RecordBatch]) {
     for batch in batches {
-        let outputs = instance.process(&[("in".to_string(), batch.clone())], CallContext { clock_nanos: 0, seed: 0 }).expect("wasm process");
+        let outputs = instance
+            .process(
+                &[("in".to_string(), batch.clone())],
+                CallContext {
+                    clock_nanos: 0,
+                    seed: 0,
+                },
+            )
+            .expect("wasm process");
         std::hint::black_box(outputs);
     }
 }
 
 fn native_pass<P: Plugin>(harness: &mut Harness<P>, batches: &[RecordBatch]) {
     for batch in batches {
-        let streams = vec![("in".to_string(), ipc::encode_stream(batch.schema_ref(), std::slice::from_ref(batch)).unwrap())];
+        let streams = vec![(
+            "in".to_string(),
+            ipc::encode_stream(batch.schema_ref(), std::slice::from_ref(batch)).unwrap(),
+        )];
         let outputs = harness.run_ipc(streams).expect("native process");
-        let decoded: Vec<_> = outputs.into_iter().map(|(_, bytes)| ipc::decode_stream(bytes).unwrap()).collect();
+        let decoded: Vec<_> = outputs
+            .into_iter()
+            .map(|(_, bytes)| ipc::decode_stream(bytes).unwrap())
+            .collect();
         std::hint::black_box(decoded);
     }
 }
@@ -92,13 +114,31 @@ struct Measured {
     native: Duration,
 }
 
-fn measure<P: Plugin>(name: &'static str, config: &str, batches: &[RecordBatch], runs: usize) -> Measured {
-    let mut instance = weir_tests::load(name).instantiate(config, PluginLimits { memory_bytes: 1 << 30, ..Default::default() }).unwrap();
+fn measure<P: Plugin>(
+    name: &'static str,
+    config: &str,
+    batches: &[RecordBatch],
+    runs: usize,
+) -> Measured {
+    let mut instance = weir_tests::load(name)
+        .instantiate(
+            config,
+            PluginLimits {
+                memory_bytes: 1 << 30,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let mut harness = Harness::<P>::from_json(config).unwrap();
     let rows = batches.iter().map(RecordBatch::num_rows).sum();
     let native = best(runs, || native_pass(&mut harness, batches));
     let wasm = best(runs, || wasm_pass(&mut instance, batches));
-    Measured { name, rows, wasm, native }
+    Measured {
+        name,
+        rows,
+        wasm,
+        native,
+    }
 }
 
 fn main() {
@@ -108,8 +148,14 @@ fn main() {
     let rows = env_or("WEIR_BENCH_ROWS", 1_000_000);
     let batch_rows = env_or("WEIR_BENCH_BATCH", 65_536);
     let runs = env_or("WEIR_BENCH_RUNS", 3);
-    let parse_config = std::fs::read_to_string(weir_tests::workspace_dir().join("tests/golden/parse-json/orders/config.json")).unwrap();
-    let filter_config = std::fs::read_to_string(weir_tests::workspace_dir().join("tests/golden/filter-paid/orders/config.json")).unwrap();
+    let parse_config = std::fs::read_to_string(
+        weir_tests::workspace_dir().join("tests/golden/parse-json/orders/config.json"),
+    )
+    .unwrap();
+    let filter_config = std::fs::read_to_string(
+        weir_tests::workspace_dir().join("tests/golden/filter-paid/orders/config.json"),
+    )
+    .unwrap();
 
     let raw = BinaryArray::from_iter_values(order_lines(rows));
     let raw = RecordBatch::try_from_iter([("value", Arc::new(raw) as _)]).unwrap();
@@ -121,29 +167,70 @@ fn main() {
         .unwrap()
         .clone();
 
-    println!("weir plugin overhead: {rows} rows, batches of {batch_rows} rows, best of {runs} runs");
-    println!("{:<12} {:>14} {:>14} {:>8} {:>8}", "plugin", "native rows/s", "wasm rows/s", "ratio", "target");
+    println!(
+        "weir plugin overhead: {rows} rows, batches of {batch_rows} rows, best of {runs} runs"
+    );
+    println!(
+        "{:<12} {:>14} {:>14} {:>8} {:>8}",
+        "plugin", "native rows/s", "wasm rows/s", "ratio", "target"
+    );
     let results = [
-        (measure::<parse_json::ParseJson>("parse-json", &parse_config, &chunks(&raw, batch_rows), runs), 1.2),
-        (measure::<filter_paid::FilterPaid>("filter-paid", &filter_config, &chunks(&bronze, batch_rows), runs), 1.5),
+        (
+            measure::<parse_json::ParseJson>(
+                "parse-json",
+                &parse_config,
+                &chunks(&raw, batch_rows),
+                runs,
+            ),
+            1.2,
+        ),
+        (
+            measure::<filter_paid::FilterPaid>(
+                "filter-paid",
+                &filter_config,
+                &chunks(&bronze, batch_rows),
+                runs,
+            ),
+            1.5,
+        ),
     ];
     for (m, target) in &results {
         let rate = |d: &Duration| m.rows as f64 / d.as_secs_f64();
         let ratio = m.wasm.as_secs_f64() / m.native.as_secs_f64();
-        println!("{:<12} {:>14.0} {:>14.0} {:>8.2} {:>8}", m.name, rate(&m.native), rate(&m.wasm), ratio, format!("<= {target}"));
+        println!(
+            "{:<12} {:>14.0} {:>14.0} {:>8.2} {:>8}",
+            m.name,
+            rate(&m.native),
+            rate(&m.wasm),
+            ratio,
+            format!("<= {target}")
+        );
     }
 
     // The fixed cost of a call: one-row batches.
-    let one_row = chunks(&bronze, 1).into_iter().take(2000).collect::<Vec<_>>();
+    let one_row = chunks(&bronze, 1)
+        .into_iter()
+        .take(2000)
+        .collect::<Vec<_>>();
     let tiny = measure::<filter_paid::FilterPaid>("filter-paid", &filter_config, &one_row, runs);
     let per_call = (tiny.wasm.as_secs_f64() - tiny.native.as_secs_f64()) / one_row.len() as f64;
-    println!("boundary cost per call (1-row filter-paid, wasm minus native): {:.1} us", per_call * 1e6);
+    println!(
+        "boundary cost per call (1-row filter-paid, wasm minus native): {:.1} us",
+        per_call * 1e6
+    );
 
     // Copy throughput: a wide batch that filter-paid passes through whole.
     let keep_all = r#"{"keep": ["PAID", "NEW", "SHIPPED", "CANCELLED"], "dedupe_on": null}"#;
     let wide = chunks(&bronze, batch_rows);
     let copied = measure::<filter_paid::FilterPaid>("filter-paid", keep_all, &wide, runs);
-    let bytes: usize = wide.iter().map(|b| 2 * ipc::encode_stream(b.schema_ref(), std::slice::from_ref(b)).unwrap().len()).sum();
+    let bytes: usize = wide
+        .iter()
+        .map(|b| {
+            2 * ipc::encode_stream(b.schema_ref(), std::slice::from_ref(b))
+                .unwrap()
+                .len()
+        })
+        .sum();
     let extra = (copied.wasm.as_secs_f64() - copied.native.as_secs_f64()).max(1e-9);
     println!(
         "boundary copy: {:.1} MiB in+out per pass, {:.2} GB/s over the native path",

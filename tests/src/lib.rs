@@ -21,27 +21,44 @@ pub fn wasm_path(plugin: &str) -> PathBuf {
 pub fn engine() -> &'static PluginEngine {
     static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let cache_dir = std::env::temp_dir().join(format!("weir-test-cache-{}", std::process::id()));
-        PluginEngine::new(EngineOptions { cache_dir: Some(cache_dir), max_instances: 32 }).expect("engine")
+        let cache_dir =
+            std::env::temp_dir().join(format!("weir-test-cache-{}", std::process::id()));
+        PluginEngine::new(EngineOptions {
+            cache_dir: Some(cache_dir),
+            max_instances: 32,
+        })
+        .expect("engine")
     })
 }
 
 /// Loads a test component into the shared engine.
 pub fn load(plugin: &str) -> LoadedPlugin {
-    engine().load(&wasm_path(plugin)).unwrap_or_else(|e| panic!("loading {plugin}: {e}"))
+    engine()
+        .load(&wasm_path(plugin))
+        .unwrap_or_else(|e| panic!("loading {plugin}: {e}"))
 }
 
 /// The workspace root.
 pub fn workspace_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
 }
 
 /// The `weir` binary built alongside the tests (`cargo test --workspace` builds it).
 pub fn weir_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("tests run from <target>/<profile>/deps");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from <target>/<profile>/deps");
     let weir = profile_dir.join("weir");
-    assert!(weir.exists(), "{} is missing: run the tests with `cargo test --workspace`", weir.display());
+    assert!(
+        weir.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        weir.display()
+    );
     weir
 }
 

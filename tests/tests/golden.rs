@@ -27,7 +27,8 @@ fn cases(plugin: &str) -> Vec<PathBuf> {
 }
 
 fn config(case: &Path) -> String {
-    std::fs::read_to_string(case.join("config.json")).unwrap_or_else(|e| panic!("{}: {e}", case.display()))
+    std::fs::read_to_string(case.join("config.json"))
+        .unwrap_or_else(|e| panic!("{}: {e}", case.display()))
 }
 
 fn inputs(case: &Path, ports: &Ports) -> Vec<(String, arrow::array::RecordBatch)> {
@@ -36,7 +37,11 @@ fn inputs(case: &Path, ports: &Ports) -> Vec<(String, arrow::array::RecordBatch)
         .map(|entry| entry.unwrap().path())
         .map(|path| {
             let port = path.file_stem().unwrap().to_str().unwrap().to_string();
-            let schema = ports.input(&port).unwrap_or_else(|| panic!("{}: no input port {port}", path.display())).schema.clone();
+            let schema = ports
+                .input(&port)
+                .unwrap_or_else(|| panic!("{}: no input port {port}", path.display()))
+                .schema
+                .clone();
             (port, read_batch(&path, schema.as_ref()).unwrap())
         })
         .collect();
@@ -45,17 +50,35 @@ fn inputs(case: &Path, ports: &Ports) -> Vec<(String, arrow::array::RecordBatch)
 }
 
 fn run_wasm(plugin: &str, case: &Path) -> PortText {
-    let mut instance = load(plugin).instantiate(&config(case), PluginLimits::default()).unwrap();
+    let mut instance = load(plugin)
+        .instantiate(&config(case), PluginLimits::default())
+        .unwrap();
     let inputs = inputs(case, &instance.ports().clone());
-    let outputs = instance.process(&inputs, CallContext { clock_nanos: 0, seed: 0 }).unwrap();
-    outputs.iter().map(|(port, batch)| (port.clone(), to_jsonl(batch))).collect()
+    let outputs = instance
+        .process(
+            &inputs,
+            CallContext {
+                clock_nanos: 0,
+                seed: 0,
+            },
+        )
+        .unwrap();
+    outputs
+        .iter()
+        .map(|(port, batch)| (port.clone(), to_jsonl(batch)))
+        .collect()
 }
 
 fn run_native<P: Plugin>(case: &Path) -> PortText {
     let mut harness = Harness::<P>::from_json(&config(case)).unwrap();
-    let inputs = inputs(case, harness.ports()).into_iter().fold(Inputs::new(), |acc, (port, batch)| acc.with(port, batch));
+    let inputs = inputs(case, harness.ports())
+        .into_iter()
+        .fold(Inputs::new(), |acc, (port, batch)| acc.with(port, batch));
     let outputs = harness.run(inputs).unwrap();
-    outputs.iter().map(|(port, batch)| (port.to_string(), to_jsonl(batch))).collect()
+    outputs
+        .iter()
+        .map(|(port, batch)| (port.to_string(), to_jsonl(batch)))
+        .collect()
 }
 
 fn check(case: &Path, actual: &PortText, how: &str) {
@@ -67,7 +90,9 @@ fn check(case: &Path, actual: &PortText, how: &str) {
         }
     }
     let mut expected = PortText::new();
-    for entry in std::fs::read_dir(&expected_dir).unwrap_or_else(|e| panic!("{}: {e}", expected_dir.display())) {
+    for entry in std::fs::read_dir(&expected_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", expected_dir.display()))
+    {
         let path = entry.unwrap().path();
         let port = path.file_stem().unwrap().to_str().unwrap().to_string();
         expected.insert(port, std::fs::read_to_string(&path).unwrap());
@@ -79,7 +104,12 @@ fn check(case: &Path, actual: &PortText, how: &str) {
         case.display()
     );
     for (port, text) in actual {
-        assert_eq!(text, &expected[port], "{} ({how}): port `{port}` differs from expected/{port}.jsonl", case.display());
+        assert_eq!(
+            text,
+            &expected[port],
+            "{} ({how}): port `{port}` differs from expected/{port}.jsonl",
+            case.display()
+        );
     }
 }
 

@@ -10,10 +10,17 @@ use weir_runtime::{CallContext, HostError, PluginInstance, PluginLimits};
 use weir_tests::load;
 
 fn instance(limits: PluginLimits) -> PluginInstance {
-    load("misbehave").instantiate("{}", limits).expect("misbehave configures")
+    load("misbehave")
+        .instantiate("{}", limits)
+        .expect("misbehave configures")
 }
 
-fn call_with(instance: &mut PluginInstance, action: &str, arg: &str, context: CallContext) -> Result<String, HostError> {
+fn call_with(
+    instance: &mut PluginInstance,
+    action: &str,
+    arg: &str,
+    context: CallContext,
+) -> Result<String, HostError> {
     let batch = RecordBatch::try_from_iter([
         ("action", Arc::new(StringArray::from(vec![action])) as _),
         ("arg", Arc::new(StringArray::from(vec![arg])) as _),
@@ -26,29 +33,54 @@ fn call_with(instance: &mut PluginInstance, action: &str, arg: &str, context: Ca
 }
 
 fn call(instance: &mut PluginInstance, action: &str, arg: &str) -> Result<String, HostError> {
-    call_with(instance, action, arg, CallContext { clock_nanos: 1, seed: 1 })
+    call_with(
+        instance,
+        action,
+        arg,
+        CallContext {
+            clock_nanos: 1,
+            seed: 1,
+        },
+    )
 }
 
 fn assert_serves_next_call(instance: &mut PluginInstance) {
-    assert_eq!(call(instance, "echo", "again").expect("the next call works"), "echo again");
+    assert_eq!(
+        call(instance, "echo", "again").expect("the next call works"),
+        "echo again"
+    );
 }
 
 fn assert_names_plugin(error: &HostError) {
     let message = error.to_string();
     assert!(message.contains("plugin misbehave@0.1.0 ("), "{message}");
-    let hash = &weir_runtime::cache::content_hash(&std::fs::read(weir_tests::wasm_path("misbehave")).unwrap())[..12];
-    assert!(message.contains(hash), "{message} should name the content hash {hash}");
+    let hash = &weir_runtime::cache::content_hash(
+        &std::fs::read(weir_tests::wasm_path("misbehave")).unwrap(),
+    )[..12];
+    assert!(
+        message.contains(hash),
+        "{message} should name the content hash {hash}"
+    );
 }
 
 #[test]
 fn an_infinite_loop_times_out_within_twice_the_budget() {
     let budget = Duration::from_millis(300);
-    let mut plugin = instance(PluginLimits { time_budget: budget, ..PluginLimits::default() });
+    let mut plugin = instance(PluginLimits {
+        time_budget: budget,
+        ..PluginLimits::default()
+    });
     let started = Instant::now();
     let error = call(&mut plugin, "spin", "").unwrap_err();
     let elapsed = started.elapsed();
-    assert!(matches!(error, HostError::Timeout { budget: b, call: "process", .. } if b == budget), "{error}");
-    assert!(elapsed < budget * 2, "stopped after {elapsed:?}, budget {budget:?}");
+    assert!(
+        matches!(error, HostError::Timeout { budget: b, call: "process", .. } if b == budget),
+        "{error}"
+    );
+    assert!(
+        elapsed < budget * 2,
+        "stopped after {elapsed:?}, budget {budget:?}"
+    );
     assert!(error.discarded_instance());
     assert_names_plugin(&error);
     assert_serves_next_call(&mut plugin);
@@ -58,10 +90,15 @@ fn an_infinite_loop_times_out_within_twice_the_budget() {
 #[test]
 fn allocating_past_the_memory_cap_is_an_out_of_memory_error() {
     let cap = 64 << 20;
-    let mut plugin = instance(PluginLimits { memory_bytes: cap, ..PluginLimits::default() });
+    let mut plugin = instance(PluginLimits {
+        memory_bytes: cap,
+        ..PluginLimits::default()
+    });
     let error = call(&mut plugin, "hog", "").unwrap_err();
     match &error {
-        HostError::OutOfMemory { cap: c, requested, .. } => assert!(*c == cap && *requested > cap, "{error}"),
+        HostError::OutOfMemory {
+            cap: c, requested, ..
+        } => assert!(*c == cap && *requested > cap, "{error}"),
         other => panic!("expected out-of-memory, got {other}"),
     }
     assert_names_plugin(&error);
@@ -73,7 +110,11 @@ fn a_panic_is_a_trap_that_carries_the_panic_message() {
     let mut plugin = instance(PluginLimits::default());
     let error = call(&mut plugin, "panic", "").unwrap_err();
     match &error {
-        HostError::Trap { reason, call: "process", .. } => {
+        HostError::Trap {
+            reason,
+            call: "process",
+            ..
+        } => {
             assert!(reason.contains("misbehave was asked to panic"), "{reason}")
         }
         other => panic!("expected a trap, got {other}"),
@@ -105,8 +146,16 @@ fn the_environment_is_empty() {
     // SAFETY: tests in this binary do not read this variable concurrently.
     unsafe { std::env::set_var("WEIR_TEST_SECRET", "hunter2") };
     let mut plugin = instance(PluginLimits::default());
-    assert!(call(&mut plugin, "env", "WEIR_TEST_SECRET").unwrap().starts_with("denied"));
-    assert!(call(&mut plugin, "env", "HOME").unwrap().starts_with("denied"));
+    assert!(
+        call(&mut plugin, "env", "WEIR_TEST_SECRET")
+            .unwrap()
+            .starts_with("denied")
+    );
+    assert!(
+        call(&mut plugin, "env", "HOME")
+            .unwrap()
+            .starts_with("denied")
+    );
     assert_eq!(call(&mut plugin, "env-count", "").unwrap(), "0 variables");
 }
 
@@ -130,13 +179,18 @@ fn garbage_output_is_an_output_validation_error() {
     let mut plugin = instance(PluginLimits::default());
     let cases = [
         ("garbage", "not a valid Arrow IPC stream"),
-        ("wrong-schema", "column `result` has type Int64, expected Utf8"),
+        (
+            "wrong-schema",
+            "column `result` has type Int64, expected Utf8",
+        ),
         ("undeclared-port", "the port is not declared"),
     ];
     for (action, expected) in cases {
         let error = call(&mut plugin, action, "").unwrap_err();
         match &error {
-            HostError::InvalidOutput { reason, .. } => assert!(reason.contains(expected), "{action}: {reason}"),
+            HostError::InvalidOutput { reason, .. } => {
+                assert!(reason.contains(expected), "{action}: {reason}")
+            }
             other => panic!("{action}: expected an output-validation error, got {other}"),
         }
         assert!(error.discarded_instance());
@@ -167,36 +221,85 @@ fn a_typed_plugin_error_is_a_data_error_and_keeps_the_instance() {
 #[test]
 fn clock_and_random_come_from_the_call_context() {
     let mut plugin = instance(PluginLimits::default());
-    let context = CallContext { clock_nanos: 1_700_000_000_123_456_789, seed: 42 };
+    let context = CallContext {
+        clock_nanos: 1_700_000_000_123_456_789,
+        seed: 42,
+    };
     let first = call_with(&mut plugin, "clock-and-random", "", context).unwrap();
     let replay = call_with(&mut plugin, "clock-and-random", "", context).unwrap();
-    assert_eq!(first, replay, "the same context must replay the same output");
+    assert_eq!(
+        first, replay,
+        "the same context must replay the same output"
+    );
     assert!(first.starts_with("1700000000123456789 "), "{first}");
-    let other_seed = call_with(&mut plugin, "clock-and-random", "", CallContext { seed: 43, ..context }).unwrap();
+    let other_seed = call_with(
+        &mut plugin,
+        "clock-and-random",
+        "",
+        CallContext {
+            seed: 43,
+            ..context
+        },
+    )
+    .unwrap();
     assert_ne!(first.split(' ').nth(1), other_seed.split(' ').nth(1));
     let mut fresh = instance(PluginLimits::default());
-    assert_eq!(call_with(&mut fresh, "clock-and-random", "", context).unwrap(), first, "a fresh instance replays too");
+    assert_eq!(
+        call_with(&mut fresh, "clock-and-random", "", context).unwrap(),
+        first,
+        "a fresh instance replays too"
+    );
 }
 
 #[test]
 fn misbehaviour_during_configure_is_contained() {
     let plugin = load("misbehave");
-    let short = PluginLimits { time_budget: Duration::from_millis(200), ..PluginLimits::default() };
-    let error = plugin.instantiate(r#"{"on_configure":"spin"}"#, short).err().unwrap();
-    assert!(matches!(error, HostError::Timeout { call: "configure", .. }), "{error}");
-    let error = plugin.instantiate(r#"{"on_configure":"panic"}"#, short).err().unwrap();
-    assert!(matches!(&error, HostError::Trap { call: "configure", reason, .. } if reason.contains("asked to panic")), "{error}");
-    let error = plugin.instantiate(r#"{"on_configure":"reject"}"#, short).err().unwrap();
+    let short = PluginLimits {
+        time_budget: Duration::from_millis(200),
+        ..PluginLimits::default()
+    };
+    let error = plugin
+        .instantiate(r#"{"on_configure":"spin"}"#, short)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            error,
+            HostError::Timeout {
+                call: "configure",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let error = plugin
+        .instantiate(r#"{"on_configure":"panic"}"#, short)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&error, HostError::Trap { call: "configure", reason, .. } if reason.contains("asked to panic")),
+        "{error}"
+    );
+    let error = plugin
+        .instantiate(r#"{"on_configure":"reject"}"#, short)
+        .err()
+        .unwrap();
     match &error {
         HostError::Plugin { error, .. } => assert_eq!(error.key.as_deref(), Some("on_configure")),
         other => panic!("expected bad-config, got {other}"),
     }
-    assert!(plugin.instantiate("{}", short).is_ok(), "the plugin still instantiates afterwards");
+    assert!(
+        plugin.instantiate("{}", short).is_ok(),
+        "the plugin still instantiates afterwards"
+    );
 }
 
 #[test]
 fn many_failures_do_not_exhaust_the_instance_pool() {
-    let mut plugin = instance(PluginLimits { time_budget: Duration::from_millis(50), ..PluginLimits::default() });
+    let mut plugin = instance(PluginLimits {
+        time_budget: Duration::from_millis(50),
+        ..PluginLimits::default()
+    });
     for _ in 0..80 {
         assert!(call(&mut plugin, "panic", "").is_err());
     }

@@ -66,9 +66,14 @@ impl Plugin for FilterPaid {
         Manifest {
             name: "filter-paid".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Keeps PAID orders, drops duplicate event ids (first wins), flattens nested fields.".into(),
+            description:
+                "Keeps PAID orders, drops duplicate event ids (first wins), flattens nested fields."
+                    .into(),
             inputs: vec![Port::any("in", "Parsed orders (bronze rows).")],
-            outputs: vec![Port::any("out", "Kept orders with nested fields flattened.")],
+            outputs: vec![Port::any(
+                "out",
+                "Kept orders with nested fields flattened.",
+            )],
             config_schema: json!({"type": "object", "additionalProperties": false, "properties": {
                 "status_column": {"type": "string", "default": "status"},
                 "keep": {"type": "array", "items": {"type": "string"}, "default": ["PAID"]},
@@ -84,9 +89,15 @@ impl Plugin for FilterPaid {
         for (i, flatten) in config.flatten.iter().enumerate() {
             if !flatten.path.contains('.') || flatten.path.split('.').any(str::is_empty) {
                 let message = format!("`{}` is not a nested path like `customer.id`", flatten.path);
-                return Err(PluginError::bad_config(format!("flatten[{i}].path"), message));
+                return Err(PluginError::bad_config(
+                    format!("flatten[{i}].path"),
+                    message,
+                ));
             }
-            let name = flatten.name.clone().unwrap_or_else(|| flatten.path.replace('.', "_"));
+            let name = flatten
+                .name
+                .clone()
+                .unwrap_or_else(|| flatten.path.replace('.', "_"));
             lifted.push((flatten.path.clone(), name));
         }
         Ok(FilterPaid { config, lifted })
@@ -95,9 +106,13 @@ impl Plugin for FilterPaid {
     fn process(&mut self, inputs: &Inputs) -> Result<Outputs, PluginError> {
         let orders = inputs.get("in")?;
         let status = orders.column::<StringArray>(&self.config.status_column)?;
-        let mut keep: Vec<bool> = status.iter().map(|s| s.is_some_and(|s| self.config.keep.iter().any(|k| k == s))).collect();
+        let mut keep: Vec<bool> = status
+            .iter()
+            .map(|s| s.is_some_and(|s| self.config.keep.iter().any(|k| k == s)))
+            .collect();
         if let Some(key) = &self.config.dedupe_on {
-            drop_later_duplicates(orders.column_any(key)?, &mut keep).map_err(|m| PluginError::bad_input("in", m))?;
+            drop_later_duplicates(orders.column_any(key)?, &mut keep)
+                .map_err(|m| PluginError::bad_input("in", m))?;
         }
         let (fields, columns) = self.project(&orders)?;
         let projected = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
@@ -116,9 +131,18 @@ impl FilterPaid {
             .map(|(path, name)| Ok((path, name, orders.column_path(path)?)))
             .collect::<Result<Vec<_>, PluginError>>()?;
         let (mut fields, mut columns) = (Vec::new(), Vec::new());
-        for (field, column) in orders.batch().schema().fields().iter().zip(orders.batch().columns()) {
+        for (field, column) in orders
+            .batch()
+            .schema()
+            .fields()
+            .iter()
+            .zip(orders.batch().columns())
+        {
             let root = format!("{}.", field.name());
-            let from_here: Vec<_> = lifted.iter().filter(|(path, _, _)| path.starts_with(&root)).collect();
+            let from_here: Vec<_> = lifted
+                .iter()
+                .filter(|(path, _, _)| path.starts_with(&root))
+                .collect();
             if from_here.is_empty() || !self.config.drop_flattened {
                 fields.push(field.as_ref().clone());
                 columns.push(column.clone());

@@ -16,8 +16,17 @@ pub enum Column {
     Bool(BooleanBuilder),
     Micros(TimestampMicrosecondBuilder),
     Days(Date32Builder),
-    Struct { fields: Fields, children: Vec<Column>, validity: NullBufferBuilder },
-    List { item: Arc<Field>, offsets: Vec<i32>, child: Box<Column>, validity: NullBufferBuilder },
+    Struct {
+        fields: Fields,
+        children: Vec<Column>,
+        validity: NullBufferBuilder,
+    },
+    List {
+        item: Arc<Field>,
+        offsets: Vec<i32>,
+        child: Box<Column>,
+        validity: NullBufferBuilder,
+    },
 }
 
 impl Column {
@@ -29,7 +38,9 @@ impl Column {
             ValueType::Int64 => Column::I64(Int64Builder::with_capacity(rows)),
             ValueType::Float64 => Column::F64(Float64Builder::with_capacity(rows)),
             ValueType::Boolean => Column::Bool(BooleanBuilder::with_capacity(rows)),
-            ValueType::Timestamp(_) => Column::Micros(TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC")),
+            ValueType::Timestamp(_) => Column::Micros(
+                TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            ),
             ValueType::Date(_) => Column::Days(Date32Builder::with_capacity(rows)),
             ValueType::Struct(fields) => Column::Struct {
                 fields: arrow_fields(fields),
@@ -54,18 +65,34 @@ impl Column {
     pub fn append(&mut self, cell: &Cell<'_>) {
         match (self, cell) {
             (column, Cell::Null) => column.append_null(),
-            (Column::Str(b), Cell::Str(s)) => b.append_value(s),
+            (Column::Str(b), Cell::Str(s)) => b.append_value(s.as_ref()),
             (Column::I32(b), Cell::I32(v)) => b.append_value(*v),
             (Column::I64(b), Cell::I64(v)) => b.append_value(*v),
             (Column::F64(b), Cell::F64(v)) => b.append_value(*v),
             (Column::Bool(b), Cell::Bool(v)) => b.append_value(*v),
             (Column::Micros(b), Cell::Micros(v)) => b.append_value(*v),
             (Column::Days(b), Cell::Days(v)) => b.append_value(*v),
-            (Column::Struct { children, validity, .. }, Cell::Struct(cells)) => {
-                children.iter_mut().zip(cells).for_each(|(child, cell)| child.append(cell));
+            (
+                Column::Struct {
+                    children, validity, ..
+                },
+                Cell::Struct(cells),
+            ) => {
+                children
+                    .iter_mut()
+                    .zip(cells)
+                    .for_each(|(child, cell)| child.append(cell));
                 validity.append_non_null();
             }
-            (Column::List { offsets, child, validity, .. }, Cell::List(cells)) => {
+            (
+                Column::List {
+                    offsets,
+                    child,
+                    validity,
+                    ..
+                },
+                Cell::List(cells),
+            ) => {
                 cells.iter().for_each(|cell| child.append(cell));
                 offsets.push(offsets.last().copied().unwrap_or(0) + cells.len() as i32);
                 validity.append_non_null();
@@ -83,11 +110,15 @@ impl Column {
             Column::Bool(b) => b.append_null(),
             Column::Micros(b) => b.append_null(),
             Column::Days(b) => b.append_null(),
-            Column::Struct { children, validity, .. } => {
+            Column::Struct {
+                children, validity, ..
+            } => {
                 children.iter_mut().for_each(Column::append_null);
                 validity.append_null();
             }
-            Column::List { offsets, validity, .. } => {
+            Column::List {
+                offsets, validity, ..
+            } => {
                 offsets.push(offsets.last().copied().unwrap_or(0));
                 validity.append_null();
             }
@@ -104,13 +135,27 @@ impl Column {
             Column::Bool(b) => Arc::new(b.finish()),
             Column::Micros(b) => Arc::new(b.finish()),
             Column::Days(b) => Arc::new(b.finish()),
-            Column::Struct { fields, children, validity } => {
+            Column::Struct {
+                fields,
+                children,
+                validity,
+            } => {
                 let arrays = children.iter_mut().map(Column::finish).collect();
                 Arc::new(StructArray::new(fields.clone(), arrays, validity.finish()))
             }
-            Column::List { item, offsets, child, validity } => {
+            Column::List {
+                item,
+                offsets,
+                child,
+                validity,
+            } => {
                 let offsets = OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into());
-                Arc::new(ListArray::new(item.clone(), offsets, child.finish(), validity.finish()))
+                Arc::new(ListArray::new(
+                    item.clone(),
+                    offsets,
+                    child.finish(),
+                    validity.finish(),
+                ))
             }
         }
     }

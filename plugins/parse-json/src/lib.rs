@@ -60,8 +60,17 @@ impl Plugin for ParseJson {
             description: "Parses raw JSON bytes into typed columns per a declared schema; \
                           rows that do not parse or fit go to `rejected` with a reason."
                 .into(),
-            inputs: vec![Port::any("in", "Raw messages; the JSON is in a Binary column (`input_column`).")],
-            outputs: vec![Port::any("out", "One typed row per valid document, columns as declared."), rejected_port()],
+            inputs: vec![Port::any(
+                "in",
+                "Raw messages; the JSON is in a Binary column (`input_column`).",
+            )],
+            outputs: vec![
+                Port::any(
+                    "out",
+                    "One typed row per valid document, columns as declared.",
+                ),
+                rejected_port(),
+            ],
             config_schema: config_schema(),
         }
     }
@@ -82,7 +91,10 @@ impl Plugin for ParseJson {
         Ports {
             inputs: vec![Port::with_schema("in", "Raw JSON messages.", input)],
             outputs: vec![
-                Port { schema: Some(self.out_schema.clone()), ..Port::any("out", "Typed rows.") },
+                Port {
+                    schema: Some(self.out_schema.clone()),
+                    ..Port::any("out", "Typed rows.")
+                },
                 rejected_port(),
             ],
         }
@@ -98,21 +110,24 @@ impl Plugin for ParseJson {
                 rejects.push(row, None, None, &format!("`{}` is null", self.input_column));
                 continue;
             };
-            let doc = match serde_json::from_slice::<serde_json::Value>(raw) {
-                Ok(doc) => doc,
-                Err(e) => {
-                    rejects.push(row, Some(raw), None, &format!("invalid JSON: {e}"));
-                    continue;
-                }
-            };
-            match convert::convert_row(&doc, &self.fields, self.strict) {
-                Ok(cells) => columns.iter_mut().zip(&cells).for_each(|(column, cell)| column.append(cell)),
-                Err(rejection) => rejects.push(row, Some(raw), rejection.field.as_deref(), &rejection.reason),
+            match convert::parse_row(raw, &self.fields, self.strict) {
+                Ok(cells) => columns
+                    .iter_mut()
+                    .zip(&cells)
+                    .for_each(|(column, cell)| column.append(cell)),
+                Err(rejection) => rejects.push(
+                    row,
+                    Some(raw),
+                    rejection.field.as_deref(),
+                    &rejection.reason,
+                ),
             }
         }
         let arrays = columns.iter_mut().map(Column::finish).collect();
         let out = RecordBatch::try_new(self.out_schema.clone(), arrays)?;
-        Ok(Outputs::new().with("out", out).with(REJECTED_PORT, rejects.finish()))
+        Ok(Outputs::new()
+            .with("out", out)
+            .with(REJECTED_PORT, rejects.finish()))
     }
 }
 

@@ -95,7 +95,10 @@ pub struct FieldSpec {
 /// Validates `fields` (at config key `path`) into specs.
 pub fn validate_fields(fields: &[FieldConfig], path: &str) -> Result<Vec<FieldSpec>, PluginError> {
     if fields.is_empty() {
-        return Err(PluginError::bad_config(path, "at least one field is required"));
+        return Err(PluginError::bad_config(
+            path,
+            "at least one field is required",
+        ));
     }
     let mut seen = HashSet::new();
     fields
@@ -107,18 +110,33 @@ pub fn validate_fields(fields: &[FieldConfig], path: &str) -> Result<Vec<FieldSp
                 .name
                 .clone()
                 .filter(|n| !n.is_empty())
-                .ok_or_else(|| PluginError::bad_config(format!("{at}.name"), "every field needs a non-empty name"))?;
+                .ok_or_else(|| {
+                    PluginError::bad_config(
+                        format!("{at}.name"),
+                        "every field needs a non-empty name",
+                    )
+                })?;
             if !seen.insert(name.clone()) {
-                return Err(PluginError::bad_config(format!("{at}.name"), format!("field `{name}` is declared twice")));
+                return Err(PluginError::bad_config(
+                    format!("{at}.name"),
+                    format!("field `{name}` is declared twice"),
+                ));
             }
-            Ok(FieldSpec { name, ty: validate_type(field, &at)?, required: field.required })
+            Ok(FieldSpec {
+                name,
+                ty: validate_type(field, &at)?,
+                required: field.required,
+            })
         })
         .collect()
 }
 
 fn validate_type(field: &FieldConfig, at: &str) -> Result<ValueType, PluginError> {
     let unexpected = |key: &str| {
-        PluginError::bad_config(format!("{at}.{key}"), format!("`{key}` does not apply to type {:?}", field.r#type))
+        PluginError::bad_config(
+            format!("{at}.{key}"),
+            format!("`{key}` does not apply to type {:?}", field.r#type),
+        )
     };
     if field.format.is_some() && !matches!(field.r#type, TypeName::Timestamp | TypeName::Date) {
         return Err(unexpected("format"));
@@ -142,20 +160,21 @@ fn validate_type(field: &FieldConfig, at: &str) -> Result<ValueType, PluginError
             ValueType::Date(pattern)
         }
         TypeName::Struct => {
-            let fields = field
-                .fields
-                .as_ref()
-                .ok_or_else(|| PluginError::bad_config(format!("{at}.fields"), "a struct needs `fields`"))?;
+            let fields = field.fields.as_ref().ok_or_else(|| {
+                PluginError::bad_config(format!("{at}.fields"), "a struct needs `fields`")
+            })?;
             ValueType::Struct(validate_fields(fields, &format!("{at}.fields"))?)
         }
         TypeName::List => {
-            let items = field
-                .items
-                .as_ref()
-                .ok_or_else(|| PluginError::bad_config(format!("{at}.items"), "a list needs `items`"))?;
+            let items = field.items.as_ref().ok_or_else(|| {
+                PluginError::bad_config(format!("{at}.items"), "a list needs `items`")
+            })?;
             let items_at = format!("{at}.items");
             if items.name.is_some() {
-                return Err(PluginError::bad_config(format!("{items_at}.name"), "list items have no name"));
+                return Err(PluginError::bad_config(
+                    format!("{items_at}.name"),
+                    "list items have no name",
+                ));
             }
             ValueType::List(Box::new(validate_type(items, &items_at)?), !items.required)
         }
@@ -170,17 +189,24 @@ fn timestamp_format(format: Option<&str>, at: &str) -> Result<TimestampFormat, P
         "epoch_micros" => TimestampFormat::EpochMicros,
         pattern => {
             check_pattern(pattern, at)?;
-            let zoned = pattern.contains("%z") || pattern.contains("%:z") || pattern.contains("%#z");
-            TimestampFormat::Pattern { pattern: pattern.to_string(), zoned }
+            let zoned =
+                pattern.contains("%z") || pattern.contains("%:z") || pattern.contains("%#z");
+            TimestampFormat::Pattern {
+                pattern: pattern.to_string(),
+                zoned,
+            }
         }
     })
 }
 
 fn check_pattern(pattern: &str, at: &str) -> Result<(), PluginError> {
-    if !pattern.contains('%') || StrftimeItems::new(pattern).any(|item| matches!(item, Item::Error)) {
+    if !pattern.contains('%') || StrftimeItems::new(pattern).any(|item| matches!(item, Item::Error))
+    {
         return Err(PluginError::bad_config(
             format!("{at}.format"),
-            format!("`{pattern}` is not a valid strftime pattern (or iso8601, epoch_seconds, epoch_millis, epoch_micros)"),
+            format!(
+                "`{pattern}` is not a valid strftime pattern (or iso8601, epoch_seconds, epoch_millis, epoch_micros)"
+            ),
         ));
     }
     Ok(())
@@ -197,11 +223,16 @@ pub fn arrow_type(ty: &ValueType) -> DataType {
         ValueType::Timestamp(_) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         ValueType::Date(_) => DataType::Date32,
         ValueType::Struct(fields) => DataType::Struct(arrow_fields(fields)),
-        ValueType::List(item, nullable) => DataType::List(Arc::new(Field::new("item", arrow_type(item), *nullable))),
+        ValueType::List(item, nullable) => {
+            DataType::List(Arc::new(Field::new("item", arrow_type(item), *nullable)))
+        }
     }
 }
 
 /// The Arrow fields of a list of specs.
 pub fn arrow_fields(fields: &[FieldSpec]) -> Fields {
-    fields.iter().map(|f| Field::new(&f.name, arrow_type(&f.ty), !f.required)).collect()
+    fields
+        .iter()
+        .map(|f| Field::new(&f.name, arrow_type(&f.ty), !f.required))
+        .collect()
 }

@@ -21,14 +21,23 @@ fn orders_config() -> serde_json::Value {
 
 fn run(config: serde_json::Value, rows: &[&[u8]]) -> (RecordBatch, RecordBatch) {
     let mut plugin = Harness::<ParseJson>::new(config).expect("valid config");
-    let out = plugin.run(Inputs::new().with("in", binary_batch("value", rows))).expect("process");
-    (out.get("out").unwrap().clone(), out.get(REJECTED_PORT).unwrap().clone())
+    let out = plugin
+        .run(Inputs::new().with("in", binary_batch("value", rows)))
+        .expect("process");
+    (
+        out.get("out").unwrap().clone(),
+        out.get(REJECTED_PORT).unwrap().clone(),
+    )
 }
 
 fn reasons(rejected: &RecordBatch) -> Vec<(u64, String)> {
     let rows = rejected.column(0).as_primitive::<UInt64Type>();
     let reasons = rejected.column(3).as_string::<i32>();
-    rows.values().iter().zip(reasons.iter()).map(|(r, s)| (*r, s.unwrap().to_string())).collect()
+    rows.values()
+        .iter()
+        .zip(reasons.iter())
+        .map(|(r, s)| (*r, s.unwrap().to_string()))
+        .collect()
 }
 
 #[test]
@@ -42,17 +51,28 @@ fn parses_every_declared_type() {
     assert_eq!(out.column(1).as_primitive::<Int32Type>().value(0), 2);
     assert_eq!(out.column(2).as_primitive::<Float64Type>().value(0), 9.5);
     assert!(out.column(3).as_boolean().value(0));
-    assert_eq!(out.column(4).as_primitive::<TimestampMicrosecondType>().value(0), 1_709_287_200_000_000);
+    assert_eq!(
+        out.column(4)
+            .as_primitive::<TimestampMicrosecondType>()
+            .value(0),
+        1_709_287_200_000_000
+    );
     assert_eq!(out.column(5).as_primitive::<Date32Type>().value(0), 19_783);
     let customer = out.column(6).as_struct();
     assert_eq!(customer.column(0).as_primitive::<Int64Type>().value(0), 7);
     let tags = out.column(7).as_list::<i32>().value(0);
-    assert_eq!(tags.as_string::<i32>().iter().collect::<Vec<_>>(), vec![Some("a"), Some("b")]);
+    assert_eq!(
+        tags.as_string::<i32>().iter().collect::<Vec<_>>(),
+        vec![Some("a"), Some("b")]
+    );
 }
 
 #[test]
 fn optional_fields_may_be_missing_or_null() {
-    let (out, rejected) = run(orders_config(), &[br#"{"event_id":"e1","customer":null,"qty":null}"#]);
+    let (out, rejected) = run(
+        orders_config(),
+        &[br#"{"event_id":"e1","customer":null,"qty":null}"#],
+    );
     assert_eq!(rejected.num_rows(), 0);
     assert!(out.column(1).is_null(0));
     assert!(out.column(6).is_null(0));
@@ -92,7 +112,10 @@ fn every_bad_row_is_rejected_with_a_reason_naming_the_field() {
     assert_eq!(got.len(), expect_prefixes.len(), "{got:?}");
     for ((row, reason), (want_row, want)) in got.iter().zip(expect_prefixes) {
         assert_eq!(*row, want_row);
-        assert!(reason.starts_with(want), "row {row}: {reason:?} should start with {want:?}");
+        assert!(
+            reason.starts_with(want),
+            "row {row}: {reason:?} should start with {want:?}"
+        );
     }
     let fields = rejected.column(2).as_string::<i32>();
     assert_eq!(fields.value(5), "customer.id");
@@ -104,12 +127,18 @@ fn every_bad_row_is_rejected_with_a_reason_naming_the_field() {
 fn null_values_are_rejected_not_dropped() {
     let batch = RecordBatch::try_from_iter([(
         "value",
-        Arc::new(BinaryArray::from_opt_vec(vec![None, Some(br#"{"event_id":"a"}"#)])) as ArrayRef,
+        Arc::new(BinaryArray::from_opt_vec(vec![
+            None,
+            Some(br#"{"event_id":"a"}"#),
+        ])) as ArrayRef,
     )])
     .unwrap();
     let mut plugin = Harness::<ParseJson>::new(orders_config()).unwrap();
     let out = plugin.run(Inputs::new().with("in", batch)).unwrap();
-    assert_eq!(reasons(out.get(REJECTED_PORT).unwrap()), vec![(0, "`value` is null".to_string())]);
+    assert_eq!(
+        reasons(out.get(REJECTED_PORT).unwrap()),
+        vec![(0, "`value` is null".to_string())]
+    );
 }
 
 #[test]
@@ -119,7 +148,10 @@ fn strict_mode_rejects_undeclared_keys() {
     let (_, rejected) = run(config, &[br#"{"a":"x","z":1}"#, br#"{"s":{"b":1,"c":2}}"#]);
     assert_eq!(
         reasons(&rejected),
-        vec![(0, "unexpected field `z`".to_string()), (1, "unexpected field `s.c`".to_string())]
+        vec![
+            (0, "unexpected field `z`".to_string()),
+            (1, "unexpected field `s.c`".to_string())
+        ]
     );
 }
 
@@ -134,25 +166,62 @@ fn timestamp_formats() {
     let row = br#"{"iso":"2024-01-01 00:00:01.5","ms":1000,"s":1.25,"pat":"02/01/1970 00:00","zoned":"1970-01-01 01:00:00 +0100"}"#;
     let (out, rejected) = run(config, &[row]);
     assert_eq!(rejected.num_rows(), 0, "{:?}", reasons(&rejected));
-    let micros: Vec<i64> = (0..5).map(|i| out.column(i).as_primitive::<TimestampMicrosecondType>().value(0)).collect();
-    assert_eq!(micros, vec![1_704_067_201_500_000, 1_000_000, 1_250_000, 86_400_000_000, 0]);
+    let micros: Vec<i64> = (0..5)
+        .map(|i| {
+            out.column(i)
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(0)
+        })
+        .collect();
+    assert_eq!(
+        micros,
+        vec![
+            1_704_067_201_500_000,
+            1_000_000,
+            1_250_000,
+            86_400_000_000,
+            0
+        ]
+    );
 }
 
 #[test]
 fn config_errors_name_the_key() {
     let cases = [
         (json!({"fields": []}), "fields"),
-        (json!({"fields": [{"name": "a", "type": "strin"}]}), "fields[0].type"),
-        (json!({"fields": [{"name": "a", "type": "string"}, {"name": "a", "type": "int"}]}), "fields[1].name"),
-        (json!({"fields": [{"name": "a", "type": "struct"}]}), "fields[0].fields"),
-        (json!({"fields": [{"name": "a", "type": "string", "format": "%Y"}]}), "fields[0].format"),
-        (json!({"fields": [{"name": "a", "type": "timestamp", "format": "yyyy-MM-dd"}]}), "fields[0].format"),
-        (json!({"fields": [{"name": "a", "type": "list", "items": {"type": "struct", "fields": [{"type": "int"}]}}]}),
-         "fields[0].items.fields[0].name"),
-        (json!({"fields": [{"name": "a", "type": "string"}], "input": "value"}), "input"),
+        (
+            json!({"fields": [{"name": "a", "type": "strin"}]}),
+            "fields[0].type",
+        ),
+        (
+            json!({"fields": [{"name": "a", "type": "string"}, {"name": "a", "type": "int"}]}),
+            "fields[1].name",
+        ),
+        (
+            json!({"fields": [{"name": "a", "type": "struct"}]}),
+            "fields[0].fields",
+        ),
+        (
+            json!({"fields": [{"name": "a", "type": "string", "format": "%Y"}]}),
+            "fields[0].format",
+        ),
+        (
+            json!({"fields": [{"name": "a", "type": "timestamp", "format": "yyyy-MM-dd"}]}),
+            "fields[0].format",
+        ),
+        (
+            json!({"fields": [{"name": "a", "type": "list", "items": {"type": "struct", "fields": [{"type": "int"}]}}]}),
+            "fields[0].items.fields[0].name",
+        ),
+        (
+            json!({"fields": [{"name": "a", "type": "string"}], "input": "value"}),
+            "input",
+        ),
     ];
     for (config, key) in cases {
-        let err = Harness::<ParseJson>::new(config.clone()).err().unwrap_or_else(|| panic!("{config} should fail"));
+        let err = Harness::<ParseJson>::new(config.clone())
+            .err()
+            .unwrap_or_else(|| panic!("{config} should fail"));
         assert_eq!(err.kind, ErrorKind::BadConfig);
         assert_eq!(err.key.as_deref(), Some(key), "{config}: {err}");
     }
@@ -160,9 +229,17 @@ fn config_errors_name_the_key() {
 
 #[test]
 fn a_text_input_column_is_a_bad_input_naming_the_column() {
-    let batch = RecordBatch::try_from_iter([("value", Arc::new(StringArray::from(vec!["{}"])) as ArrayRef)]).unwrap();
+    let batch = RecordBatch::try_from_iter([(
+        "value",
+        Arc::new(StringArray::from(vec!["{}"])) as ArrayRef,
+    )])
+    .unwrap();
     let mut plugin = Harness::<ParseJson>::new(orders_config()).unwrap();
     let err = plugin.run(Inputs::new().with("in", batch)).unwrap_err();
     assert_eq!(err.kind, ErrorKind::BadInput);
-    assert!(err.message.contains("`value` has type Utf8, expected Binary"), "{err}");
+    assert!(
+        err.message
+            .contains("`value` has type Utf8, expected Binary"),
+        "{err}"
+    );
 }

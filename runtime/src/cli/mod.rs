@@ -55,7 +55,14 @@ fn describe_schema(schema: Option<&arrow::datatypes::SchemaRef>) -> String {
         Some(schema) => schema
             .fields()
             .iter()
-            .map(|f| format!("{}: {}{}", f.name(), f.data_type(), if f.is_nullable() { "?" } else { "" }))
+            .map(|f| {
+                format!(
+                    "{}: {}{}",
+                    f.name(),
+                    f.data_type(),
+                    if f.is_nullable() { "?" } else { "" }
+                )
+            })
             .collect::<Vec<_>>()
             .join(", "),
     }

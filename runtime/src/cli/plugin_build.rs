@@ -17,14 +17,23 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let manifest = args.path.join("Cargo.toml");
     if !manifest.is_file() {
-        anyhow::bail!("{} has no Cargo.toml: pass the plugin crate's directory", args.path.display());
+        anyhow::bail!(
+            "{} has no Cargo.toml: pass the plugin crate's directory",
+            args.path.display()
+        );
     }
     let target_dir = args.target_dir.unwrap_or_else(|| args.path.join("target"));
     let built = plugin_build::build_plugins(&manifest, &[], &target_dir)
         .with_context(|| format!("building {}", args.path.display()))?;
     for plugin in built {
-        let size = std::fs::metadata(&plugin.wasm).map(|m| m.len()).unwrap_or(0);
-        println!("{} ({:.1} MiB)", plugin.wasm.display(), size as f64 / (1024.0 * 1024.0));
+        let size = std::fs::metadata(&plugin.wasm)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!(
+            "{} ({:.1} MiB)",
+            plugin.wasm.display(),
+            size as f64 / (1024.0 * 1024.0)
+        );
     }
     Ok(())
 }

@@ -28,18 +28,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "outputs": manifest.outputs.iter().map(port_json).collect::<Vec<_>>(),
             "config_schema": manifest.config_schema,
         });
-        println!("{}", serde_json::to_string_pretty(&document).context("encoding the manifest")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).context("encoding the manifest")?
+        );
         return Ok(());
     }
-    println!("{} {} (sha256 {})", manifest.name, manifest.version, plugin.identity().short_hash());
+    println!(
+        "{} {} (sha256 {})",
+        manifest.name,
+        manifest.version,
+        plugin.identity().short_hash()
+    );
     println!("{}\n", manifest.description);
     for (side, ports) in [("inputs", &manifest.inputs), ("outputs", &manifest.outputs)] {
         println!("{side}:");
         for port in ports.iter() {
-            println!("  {:<10} {}\n  {:<10} schema: {}", port.name, port.description, "", super::describe_schema(port.schema.as_ref()));
+            println!(
+                "  {:<10} {}\n  {:<10} schema: {}",
+                port.name,
+                port.description,
+                "",
+                super::describe_schema(port.schema.as_ref())
+            );
         }
     }
-    println!("\nconfig schema:\n{}", serde_json::to_string_pretty(&manifest.config_schema)?);
+    println!(
+        "\nconfig schema:\n{}",
+        serde_json::to_string_pretty(&manifest.config_schema)?
+    );
     Ok(())
 }
 

@@ -27,10 +27,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
-    let sdk = args.sdk.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"));
-    let sdk = sdk
-        .canonicalize()
-        .with_context(|| format!("the SDK is not at {}; pass --sdk PATH/TO/weir/sdk", sdk.display()))?;
+    let sdk = args
+        .sdk
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"));
+    let sdk = sdk.canonicalize().with_context(|| {
+        format!(
+            "the SDK is not at {}; pass --sdk PATH/TO/weir/sdk",
+            sdk.display()
+        )
+    })?;
     let type_name: String = args
         .name
         .split('-')
@@ -42,28 +47,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .replace("{{type_name}}", &type_name)
             .replace("{{sdk_path}}", &sdk.display().to_string())
     };
-    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("src"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     for (file, contents) in [
         ("Cargo.toml", fill(CARGO_TOML)),
         ("rust-toolchain.toml", TOOLCHAIN.to_string()),
         ("src/lib.rs", fill(LIB_RS)),
         (".gitignore", "/target\n".to_string()),
     ] {
-        std::fs::write(dir.join(file), contents).with_context(|| format!("cannot write {}", dir.join(file).display()))?;
+        std::fs::write(dir.join(file), contents)
+            .with_context(|| format!("cannot write {}", dir.join(file).display()))?;
     }
     println!("Created plugin `{}` in {}", args.name, dir.display());
-    println!("  cd {} && cargo test        # unit tests, natively", dir.display());
-    println!("  weir plugin build {}        # -> target/wasm32-wasip2/release/{}.wasm", dir.display(), args.name.replace('-', "_"));
+    println!(
+        "  cd {} && cargo test        # unit tests, natively",
+        dir.display()
+    );
+    println!(
+        "  weir plugin build {}        # -> target/wasm32-wasip2/release/{}.wasm",
+        dir.display(),
+        args.name.replace('-', "_")
+    );
     Ok(())
 }
 
 fn check_name(name: &str) -> anyhow::Result<()> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-')
         && !name.contains("--");
     if !valid {
-        bail!("`{name}` is not a valid plugin name: use lowercase letters, digits and single dashes, starting with a letter");
+        bail!(
+            "`{name}` is not a valid plugin name: use lowercase letters, digits and single dashes, starting with a letter"
+        );
     }
     Ok(())
 }

@@ -46,7 +46,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = read_config(&args.config)?;
     let engine = PluginEngine::new(EngineOptions::default())?;
     let plugin = engine.load(&args.file)?;
-    let limits = PluginLimits { memory_bytes: args.memory, time_budget: args.time_budget };
+    let limits = PluginLimits {
+        memory_bytes: args.memory,
+        time_budget: args.time_budget,
+    };
     let mut instance = plugin.instantiate(&config, limits)?;
 
     let mut inputs = Vec::new();
@@ -55,8 +58,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .split_once('=')
             .with_context(|| format!("--input `{spec}` should be PORT=FILE"))?;
         let Some(port) = instance.ports().input(port_name) else {
-            let declared: Vec<&str> = instance.ports().inputs.iter().map(|p| p.name.as_str()).collect();
-            bail!("{} has no input port `{port_name}` (declared: {declared:?})", plugin.identity());
+            let declared: Vec<&str> = instance
+                .ports()
+                .inputs
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
+            bail!(
+                "{} has no input port `{port_name}` (declared: {declared:?})",
+                plugin.identity()
+            );
         };
         let batch = files::read_batch(Path::new(path), port.schema.as_ref())?;
         inputs.push((port_name.to_string(), batch));
@@ -70,13 +81,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let outputs = instance.process(&inputs, context)?;
     let elapsed = started.elapsed();
 
-    std::fs::create_dir_all(&args.output).with_context(|| format!("cannot create {}", args.output.display()))?;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
     let rows_in: usize = inputs.iter().map(|(_, b)| b.num_rows()).sum();
-    println!("{} read {rows_in} rows in {:.1} ms", plugin.identity(), elapsed.as_secs_f64() * 1e3);
+    println!(
+        "{} read {rows_in} rows in {:.1} ms",
+        plugin.identity(),
+        elapsed.as_secs_f64() * 1e3
+    );
     for (port, batch) in &outputs {
-        let path = args.output.join(format!("{port}.{}", args.format.extension()));
+        let path = args
+            .output
+            .join(format!("{port}.{}", args.format.extension()));
         files::write_batch(&path, batch, args.format)?;
-        println!("  {port:<10} {:>8} rows -> {}", batch.num_rows(), path.display());
+        println!(
+            "  {port:<10} {:>8} rows -> {}",
+            batch.num_rows(),
+            path.display()
+        );
         if port == weir_sdk::REJECTED_PORT {
             print_rejected(batch, args.show_rejected);
         }
@@ -86,10 +108,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn read_config(config: &str) -> anyhow::Result<String> {
     let text = match config.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read config file {path}"))?,
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {path}"))?,
         None => config.to_string(),
     };
-    let value: serde_json::Value = serde_json::from_str(&text).context("--config is not valid JSON")?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).context("--config is not valid JSON")?;
     if !value.is_object() {
         bail!("--config must be a JSON object");
     }
@@ -98,14 +122,22 @@ fn read_config(config: &str) -> anyhow::Result<String> {
 
 /// Prints `row N: reason` for the first `limit` rejected rows.
 fn print_rejected(batch: &RecordBatch, limit: usize) {
-    let (Some(rows), Some(reasons)) = (batch.column_by_name("row"), batch.column_by_name("reason")) else {
+    let (Some(rows), Some(reasons)) = (batch.column_by_name("row"), batch.column_by_name("reason"))
+    else {
         return;
     };
-    let (Some(rows), Some(reasons)) = (rows.as_primitive_opt::<UInt64Type>(), reasons.as_string_opt::<i32>()) else {
+    let (Some(rows), Some(reasons)) = (
+        rows.as_primitive_opt::<UInt64Type>(),
+        reasons.as_string_opt::<i32>(),
+    ) else {
         return;
     };
     for i in 0..batch.num_rows().min(limit) {
-        let reason = if reasons.is_null(i) { "" } else { reasons.value(i) };
+        let reason = if reasons.is_null(i) {
+            ""
+        } else {
+            reasons.value(i)
+        };
         println!("      row {}: {reason}", rows.value(i));
     }
     if batch.num_rows() > limit {

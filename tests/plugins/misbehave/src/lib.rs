@@ -14,7 +14,7 @@ mod guest {
     use weir_sdk::__private::bindings::weir::plugin::types::{
         Configured, ErrorKind, Manifest, NamedStream, PluginError, Port,
     };
-    use weir_sdk::__private::bindings::{Guest, __weir_export_world};
+    use weir_sdk::__private::bindings::{__weir_export_world, Guest};
     use weir_sdk::arrow_array::cast::AsArray;
     use weir_sdk::arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
     use weir_sdk::arrow_schema::{DataType, Field, Schema};
@@ -27,7 +27,11 @@ mod guest {
     }
 
     fn ports() -> (Vec<Port>, Vec<Port>) {
-        let input = Port { name: "in".into(), description: "`action` and optional `arg` columns.".into(), schema: None };
+        let input = Port {
+            name: "in".into(),
+            description: "`action` and optional `arg` columns.".into(),
+            schema: None,
+        };
         let output = Port {
             name: "out".into(),
             description: "One `result` row.".into(),
@@ -37,12 +41,25 @@ mod guest {
     }
 
     fn answer(result: String) -> Vec<NamedStream> {
-        let batch = RecordBatch::try_new(Arc::new(out_schema()), vec![Arc::new(StringArray::from(vec![result])) as ArrayRef]).unwrap();
-        vec![NamedStream { name: "out".into(), ipc: ipc::encode_stream(&out_schema(), &[batch]).unwrap() }]
+        let batch = RecordBatch::try_new(
+            Arc::new(out_schema()),
+            vec![Arc::new(StringArray::from(vec![result])) as ArrayRef],
+        )
+        .unwrap();
+        vec![NamedStream {
+            name: "out".into(),
+            ipc: ipc::encode_stream(&out_schema(), &[batch]).unwrap(),
+        }]
     }
 
     fn error(message: String) -> PluginError {
-        PluginError { kind: ErrorKind::BadInput, message, key: None, input: Some("in".into()), row: Some(0) }
+        PluginError {
+            kind: ErrorKind::BadInput,
+            message,
+            key: None,
+            input: Some("in".into()),
+            row: Some(0),
+        }
     }
 
     fn outcome<T: std::fmt::Debug, E: std::fmt::Display>(result: Result<T, E>) -> String {
@@ -81,12 +98,14 @@ mod guest {
                 description: "Misbehaves on request, for sandbox tests.".into(),
                 inputs,
                 outputs,
-                config_schema: r#"{"type":"object","properties":{"on_configure":{"type":"string"}}}"#.into(),
+                config_schema:
+                    r#"{"type":"object","properties":{"on_configure":{"type":"string"}}}"#.into(),
             }
         }
 
         fn configure(config: String) -> Result<Configured, PluginError> {
-            let config: serde_json::Value = serde_json::from_str(&config).map_err(|e| error(e.to_string()))?;
+            let config: serde_json::Value =
+                serde_json::from_str(&config).map_err(|e| error(e.to_string()))?;
             if let Some(action) = config["on_configure"].as_str() {
                 misbehave(action);
                 if action == "reject" {
@@ -104,10 +123,17 @@ mod guest {
         }
 
         fn process(inputs: Vec<NamedStream>) -> Result<Vec<NamedStream>, PluginError> {
-            let stream = inputs.into_iter().find(|s| s.name == "in").ok_or_else(|| error("no input `in`".into()))?;
+            let stream = inputs
+                .into_iter()
+                .find(|s| s.name == "in")
+                .ok_or_else(|| error("no input `in`".into()))?;
             let (_, batches) = ipc::decode_stream(stream.ipc).map_err(|e| error(e.to_string()))?;
             let batch = batches.first().ok_or_else(|| error("no rows".into()))?;
-            let column = |name: &str| batch.column_by_name(name).map(|c| c.as_string::<i32>().value(0).to_string());
+            let column = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .map(|c| c.as_string::<i32>().value(0).to_string())
+            };
             let action = column("action").ok_or_else(|| error("no `action` column".into()))?;
             let arg = column("arg").unwrap_or_default();
             misbehave(&action);
@@ -120,7 +146,10 @@ mod guest {
                 "env-count" => format!("{} variables", std::env::vars().count()),
                 "connect" => outcome(std::net::TcpStream::connect(&arg).map(|_| "connected")),
                 "clock-and-random" => {
-                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_nanos();
                     let mut bytes = [0u8; 8];
                     getrandom::fill(&mut bytes).map_err(|e| error(e.to_string()))?;
                     format!("{now} {}", u64::from_le_bytes(bytes))
@@ -130,11 +159,23 @@ mod guest {
                     println!("stdout line from misbehave");
                     "logged".into()
                 }
-                "garbage" => return Ok(vec![NamedStream { name: "out".into(), ipc: b"\x00\x01 this is not arrow".to_vec() }]),
+                "garbage" => {
+                    return Ok(vec![NamedStream {
+                        name: "out".into(),
+                        ipc: b"\x00\x01 this is not arrow".to_vec(),
+                    }]);
+                }
                 "wrong-schema" => {
                     let schema = Schema::new(vec![Field::new("result", DataType::Int64, false)]);
-                    let batch = RecordBatch::try_new(Arc::new(schema.clone()), vec![Arc::new(Int64Array::from(vec![1])) as ArrayRef]).unwrap();
-                    return Ok(vec![NamedStream { name: "out".into(), ipc: ipc::encode_stream(&schema, &[batch]).unwrap() }]);
+                    let batch = RecordBatch::try_new(
+                        Arc::new(schema.clone()),
+                        vec![Arc::new(Int64Array::from(vec![1])) as ArrayRef],
+                    )
+                    .unwrap();
+                    return Ok(vec![NamedStream {
+                        name: "out".into(),
+                        ipc: ipc::encode_stream(&schema, &[batch]).unwrap(),
+                    }]);
                 }
                 "undeclared-port" => {
                     let mut streams = answer("x".into());
