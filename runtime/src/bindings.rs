@@ -2,6 +2,7 @@
 //! and conversions from the generated types to the SDK's types.
 
 use crate::error::{HostError, PluginIdentity};
+use std::sync::Arc;
 use weir_sdk::{ErrorKind, Manifest, PluginError, Port, Ports, ipc};
 
 /// The code `bindgen!` generates, kept apart so its names do not clash with the SDK's.
@@ -19,7 +20,7 @@ pub use generated::{Plugin, PluginPre};
 /// Converts the manifest a plugin returned, decoding its port schemas.
 pub fn manifest_from_wit(
     manifest: wit::Manifest,
-    plugin: &PluginIdentity,
+    plugin: &Arc<PluginIdentity>,
 ) -> Result<Manifest, HostError> {
     let invalid = |reason: String| HostError::InvalidManifest {
         plugin: plugin.clone(),
@@ -45,7 +46,7 @@ pub fn manifest_from_wit(
 pub fn ports_from_wit(
     inputs: Vec<wit::Port>,
     outputs: Vec<wit::Port>,
-    plugin: &PluginIdentity,
+    plugin: &Arc<PluginIdentity>,
 ) -> Result<Ports, HostError> {
     let convert = |side: &str, ports: Vec<wit::Port>| -> Result<Vec<Port>, HostError> {
         let mut seen = std::collections::HashSet::new();

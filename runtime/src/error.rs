@@ -4,6 +4,7 @@
 //! plugin returns is a *data* error. Both name the plugin, version and hash.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use weir_sdk::PluginError;
 
@@ -65,7 +66,7 @@ pub enum HostError {
     #[error("{plugin}: cannot instantiate: {reason}")]
     Instantiate {
         /// The plugin.
-        plugin: PluginIdentity,
+        plugin: Arc<PluginIdentity>,
         /// Why.
         reason: String,
     },
@@ -73,7 +74,7 @@ pub enum HostError {
     #[error("{plugin}: `{call}` exceeded its time budget of {budget:?} and was stopped")]
     Timeout {
         /// The plugin.
-        plugin: PluginIdentity,
+        plugin: Arc<PluginIdentity>,
         /// The export called.
         call: &'static str,
         /// The budget.
@@ -85,7 +86,7 @@ pub enum HostError {
     )]
     OutOfMemory {
         /// The plugin.
-        plugin: PluginIdentity,
+        plugin: Arc<PluginIdentity>,
         /// The export called.
         call: &'static str,
         /// Bytes requested.
@@ -97,7 +98,7 @@ pub enum HostError {
     #[error("{plugin}: `{call}` trapped: {reason}")]
     Trap {
         /// The plugin.
-        plugin: PluginIdentity,
+        plugin: Arc<PluginIdentity>,
         /// The export called.
         call: &'static str,
         /// The trap, plus the plugin's last stderr lines (its panic message).
@@ -108,7 +109,7 @@ pub enum HostError {
     #[error("{plugin}: invalid output on port `{port}`: {reason}")]
     InvalidOutput {
         /// The plugin.
-        plugin: PluginIdentity,
+        plugin: Arc<PluginIdentity>,
         /// The output port.
         port: String,
         /// Why.
@@ -118,7 +119,7 @@ pub enum HostError {
     #[error("{plugin}: invalid manifest: {reason}")]
     InvalidManifest {
         /// The plugin.
-        plugin: PluginIdentity,
+        plugin: Arc<PluginIdentity>,
         /// Why.
         reason: String,
     },
@@ -127,7 +128,7 @@ pub enum HostError {
     #[error("{plugin}: invalid input `{port}`: {reason}")]
     InvalidInput {
         /// The plugin.
-        plugin: PluginIdentity,
+        plugin: Arc<PluginIdentity>,
         /// The input port.
         port: String,
         /// Why.
@@ -137,9 +138,9 @@ pub enum HostError {
     #[error("{plugin}: {error}")]
     Plugin {
         /// The plugin.
-        plugin: PluginIdentity,
+        plugin: Arc<PluginIdentity>,
         /// The plugin's own error.
-        error: PluginError,
+        error: Box<PluginError>,
     },
 }
 

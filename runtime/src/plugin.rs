@@ -66,7 +66,7 @@ impl LoadedPlugin {
     }
 
     /// Name, version and content hash.
-    pub fn identity(&self) -> &PluginIdentity {
+    pub fn identity(&self) -> &Arc<PluginIdentity> {
         &self.inner.identity
     }
 
@@ -120,7 +120,7 @@ impl PluginInstance {
     }
 
     /// Name, version and content hash.
-    pub fn identity(&self) -> &PluginIdentity {
+    pub fn identity(&self) -> &Arc<PluginIdentity> {
         self.plugin.identity()
     }
 
@@ -173,7 +173,7 @@ impl PluginInstance {
             Ok(Err(error)) => {
                 return Err(HostError::Plugin {
                     plugin: self.identity().clone(),
-                    error: bindings::error_from_wit(error),
+                    error: Box::new(bindings::error_from_wit(error)),
                 });
             }
             Ok(Ok(outputs)) => outputs,
@@ -242,8 +242,8 @@ impl PluginInstance {
                     b.call_configure(s, config)
                 })?
                 .map_err(|error| HostError::Plugin {
-                    plugin: (*shared.identity).clone(),
-                    error: bindings::error_from_wit(error),
+                    plugin: shared.identity.clone(),
+                    error: Box::new(bindings::error_from_wit(error)),
                 })?;
             self.ports =
                 bindings::ports_from_wit(configured.inputs, configured.outputs, &shared.identity)?;
@@ -322,7 +322,7 @@ fn deadline_ticks(limits: &PluginLimits) -> u64 {
 
 /// Turns a failed call into the host error that says what happened.
 fn classify(
-    plugin: &PluginIdentity,
+    plugin: &Arc<PluginIdentity>,
     call: &'static str,
     limits: &PluginLimits,
     denied: Option<usize>,
