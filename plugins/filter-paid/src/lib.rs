@@ -157,10 +157,16 @@ impl FilterPaid {
 }
 
 /// Clears `keep` for every kept row whose key was already seen in a kept row.
-/// Null keys count as one value, as in Spark's `dropDuplicates`.
+/// Null keys count as one value, as in Spark's `dropDuplicates`. The hash is
+/// fast and fixed-seed: output never depends on it, and a plugin must not need
+/// the host's random source to be deterministic.
 fn drop_later_duplicates(keys: &ArrayRef, keep: &mut [bool]) -> Result<(), String> {
     fn dedupe<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = Option<K>>, keep: &mut [bool]) {
-        let mut seen = HashSet::new();
+        let capacity = keep.iter().filter(|k| **k).count();
+        let mut seen = HashSet::with_capacity_and_hasher(
+            capacity,
+            foldhash::fast::FixedState::with_seed(0x5745_4952),
+        );
         for (row, key) in keys.enumerate() {
             if keep[row] && !seen.insert(key) {
                 keep[row] = false;

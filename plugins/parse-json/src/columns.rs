@@ -1,57 +1,118 @@
-//! Appends typed cells to Arrow columns shaped by the declared fields.
+//! Column buffers the parser appends to directly, shaped by the declared
+//! fields. Every column can be rolled back to a row count, so a row rejected
+//! half-way through leaves nothing behind, and a good row allocates nothing.
 
-use crate::convert::Cell;
 use crate::spec::{FieldSpec, ValueType, arrow_fields, arrow_type};
 use std::sync::Arc;
-use weir_sdk::arrow_array::{ArrayRef, ListArray, StructArray};
-use weir_sdk::arrow_buffer::{NullBufferBuilder, OffsetBuffer};
-use weir_sdk::prelude::*;
+use weir_sdk::arrow_array::types::{
+    Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
+};
+use weir_sdk::arrow_array::{
+    ArrayRef, ArrowPrimitiveType, BooleanArray, ListArray, PrimitiveArray, StringArray, StructArray,
+};
+use weir_sdk::arrow_buffer::{
+    BooleanBufferBuilder, Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer,
+};
+use weir_sdk::prelude::{Field, Fields};
+
+/// Values of one primitive column and their validity.
+pub struct Primitive<T: ArrowPrimitiveType> {
+    values: Vec<T::Native>,
+    nulls: NullBufferBuilder,
+}
+
+impl<T: ArrowPrimitiveType> Primitive<T> {
+    fn new(rows: usize) -> Self {
+        Primitive {
+            values: Vec::with_capacity(rows),
+            nulls: NullBufferBuilder::new(rows),
+        }
+    }
+
+    fn push(&mut self, value: T::Native) {
+        self.values.push(value);
+        self.nulls.append_non_null();
+    }
+
+    fn push_null(&mut self) {
+        self.values.push(T::Native::default());
+        self.nulls.append_null();
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.values.truncate(len);
+        self.nulls.truncate(len);
+    }
+
+    fn finish(&mut self) -> PrimitiveArray<T> {
+        PrimitiveArray::new(
+            ScalarBuffer::from(std::mem::take(&mut self.values)),
+            self.nulls.finish(),
+        )
+    }
+}
 
 /// A growing Arrow column of one declared type.
 pub enum Column {
-    Str(StringBuilder),
-    I32(Int32Builder),
-    I64(Int64Builder),
-    F64(Float64Builder),
-    Bool(BooleanBuilder),
-    Micros(TimestampMicrosecondBuilder),
-    Days(Date32Builder),
+    Str {
+        offsets: Vec<i32>,
+        data: Vec<u8>,
+        nulls: NullBufferBuilder,
+    },
+    I32(Primitive<Int32Type>),
+    I64(Primitive<Int64Type>),
+    F64(Primitive<Float64Type>),
+    Micros(Primitive<TimestampMicrosecondType>),
+    Days(Primitive<Date32Type>),
+    Bool {
+        values: BooleanBufferBuilder,
+        nulls: NullBufferBuilder,
+    },
     Struct {
         fields: Fields,
         children: Vec<Column>,
-        validity: NullBufferBuilder,
+        nulls: NullBufferBuilder,
     },
     List {
         item: Arc<Field>,
         offsets: Vec<i32>,
         child: Box<Column>,
-        validity: NullBufferBuilder,
+        nulls: NullBufferBuilder,
     },
 }
+
+/// The string data of one column passed the 2 GiB an Arrow `Utf8` column holds.
+#[derive(Debug)]
+pub struct ColumnFull;
 
 impl Column {
     /// An empty column for `ty`, with room for `rows` values.
     pub fn new(ty: &ValueType, rows: usize) -> Self {
         match ty {
-            ValueType::String => Column::Str(StringBuilder::with_capacity(rows, rows * 16)),
-            ValueType::Int32 => Column::I32(Int32Builder::with_capacity(rows)),
-            ValueType::Int64 => Column::I64(Int64Builder::with_capacity(rows)),
-            ValueType::Float64 => Column::F64(Float64Builder::with_capacity(rows)),
-            ValueType::Boolean => Column::Bool(BooleanBuilder::with_capacity(rows)),
-            ValueType::Timestamp(_) => Column::Micros(
-                TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
-            ),
-            ValueType::Date(_) => Column::Days(Date32Builder::with_capacity(rows)),
+            ValueType::String => Column::Str {
+                offsets: Vec::from([0]),
+                data: Vec::with_capacity(rows * 16),
+                nulls: NullBufferBuilder::new(rows),
+            },
+            ValueType::Int32 => Column::I32(Primitive::new(rows)),
+            ValueType::Int64 => Column::I64(Primitive::new(rows)),
+            ValueType::Float64 => Column::F64(Primitive::new(rows)),
+            ValueType::Timestamp(_) => Column::Micros(Primitive::new(rows)),
+            ValueType::Date(_) => Column::Days(Primitive::new(rows)),
+            ValueType::Boolean => Column::Bool {
+                values: BooleanBufferBuilder::new(rows),
+                nulls: NullBufferBuilder::new(rows),
+            },
             ValueType::Struct(fields) => Column::Struct {
                 fields: arrow_fields(fields),
-                children: fields.iter().map(|f| Column::new(&f.ty, rows)).collect(),
-                validity: NullBufferBuilder::new(rows),
+                children: Column::for_fields(fields, rows),
+                nulls: NullBufferBuilder::new(rows),
             },
             ValueType::List(item, nullable) => Column::List {
                 item: Arc::new(Field::new("item", arrow_type(item), *nullable)),
-                offsets: vec![0],
+                offsets: Vec::from([0]),
                 child: Box::new(Column::new(item, rows)),
-                validity: NullBufferBuilder::new(rows),
+                nulls: NullBufferBuilder::new(rows),
             },
         }
     }
@@ -61,66 +122,175 @@ impl Column {
         fields.iter().map(|f| Column::new(&f.ty, rows)).collect()
     }
 
-    /// Appends a cell produced by `convert` for this column's type.
-    pub fn append(&mut self, cell: &Cell<'_>) {
-        match (self, cell) {
-            (column, Cell::Null) => column.append_null(),
-            (Column::Str(b), Cell::Str(s)) => b.append_value(s.as_ref()),
-            (Column::I32(b), Cell::I32(v)) => b.append_value(*v),
-            (Column::I64(b), Cell::I64(v)) => b.append_value(*v),
-            (Column::F64(b), Cell::F64(v)) => b.append_value(*v),
-            (Column::Bool(b), Cell::Bool(v)) => b.append_value(*v),
-            (Column::Micros(b), Cell::Micros(v)) => b.append_value(*v),
-            (Column::Days(b), Cell::Days(v)) => b.append_value(*v),
-            (
-                Column::Struct {
-                    children, validity, ..
-                },
-                Cell::Struct(cells),
-            ) => {
-                children
-                    .iter_mut()
-                    .zip(cells)
-                    .for_each(|(child, cell)| child.append(cell));
-                validity.append_non_null();
-            }
-            (
-                Column::List {
-                    offsets,
-                    child,
-                    validity,
-                    ..
-                },
-                Cell::List(cells),
-            ) => {
-                cells.iter().for_each(|cell| child.append(cell));
-                offsets.push(offsets.last().copied().unwrap_or(0) + cells.len() as i32);
-                validity.append_non_null();
-            }
-            (_, cell) => unreachable!("convert produced {cell:?} for a column of another type"),
+    fn nulls(&self) -> &NullBufferBuilder {
+        match self {
+            Column::Str { nulls, .. }
+            | Column::Bool { nulls, .. }
+            | Column::Struct { nulls, .. }
+            | Column::List { nulls, .. } => nulls,
+            Column::I32(p) => &p.nulls,
+            Column::Days(p) => &p.nulls,
+            Column::I64(p) => &p.nulls,
+            Column::Micros(p) => &p.nulls,
+            Column::F64(p) => &p.nulls,
         }
     }
 
-    fn append_null(&mut self) {
+    /// Number of values (null or not) appended so far.
+    pub fn len(&self) -> usize {
+        self.nulls().len()
+    }
+
+    /// Appends a null (to every child, for a struct).
+    pub fn push_null(&mut self) {
         match self {
-            Column::Str(b) => b.append_null(),
-            Column::I32(b) => b.append_null(),
-            Column::I64(b) => b.append_null(),
-            Column::F64(b) => b.append_null(),
-            Column::Bool(b) => b.append_null(),
-            Column::Micros(b) => b.append_null(),
-            Column::Days(b) => b.append_null(),
+            Column::Str { offsets, nulls, .. } => {
+                offsets.push(*offsets.last().expect("offsets start at 0"));
+                nulls.append_null();
+            }
+            Column::I32(p) => p.push_null(),
+            Column::Days(p) => p.push_null(),
+            Column::I64(p) => p.push_null(),
+            Column::Micros(p) => p.push_null(),
+            Column::F64(p) => p.push_null(),
+            Column::Bool { values, nulls } => {
+                values.append(false);
+                nulls.append_null();
+            }
             Column::Struct {
-                children, validity, ..
+                children, nulls, ..
             } => {
-                children.iter_mut().for_each(Column::append_null);
-                validity.append_null();
+                children.iter_mut().for_each(Column::push_null);
+                nulls.append_null();
+            }
+            Column::List { offsets, nulls, .. } => {
+                offsets.push(*offsets.last().expect("offsets start at 0"));
+                nulls.append_null();
+            }
+        }
+    }
+
+    /// Appends text to a string column.
+    pub fn push_str(&mut self, text: &str) -> Result<(), ColumnFull> {
+        let Column::Str {
+            offsets,
+            data,
+            nulls,
+        } = self
+        else {
+            unreachable!("the parser only sends strings to string columns")
+        };
+        data.extend_from_slice(text.as_bytes());
+        let end = i32::try_from(data.len()).map_err(|_| ColumnFull)?;
+        offsets.push(end);
+        nulls.append_non_null();
+        Ok(())
+    }
+
+    /// Appends to an `int32` column.
+    pub fn push_i32(&mut self, value: i32) {
+        let Column::I32(p) = self else {
+            unreachable!("not an int32 column")
+        };
+        p.push(value);
+    }
+
+    /// Appends to an `int64` column.
+    pub fn push_i64(&mut self, value: i64) {
+        let Column::I64(p) = self else {
+            unreachable!("not an int64 column")
+        };
+        p.push(value);
+    }
+
+    /// Appends to a `float64` column.
+    pub fn push_f64(&mut self, value: f64) {
+        let Column::F64(p) = self else {
+            unreachable!("not a float64 column")
+        };
+        p.push(value);
+    }
+
+    /// Appends microseconds since the epoch to a `timestamp` column.
+    pub fn push_micros(&mut self, value: i64) {
+        let Column::Micros(p) = self else {
+            unreachable!("not a timestamp column")
+        };
+        p.push(value);
+    }
+
+    /// Appends days since the epoch to a `date` column.
+    pub fn push_days(&mut self, value: i32) {
+        let Column::Days(p) = self else {
+            unreachable!("not a date column")
+        };
+        p.push(value);
+    }
+
+    /// Appends a boolean to a boolean column.
+    pub fn push_bool(&mut self, value: bool) {
+        let Column::Bool { values, nulls } = self else {
+            unreachable!("the parser only sends booleans to boolean columns")
+        };
+        values.append(value);
+        nulls.append_non_null();
+    }
+
+    /// Marks the struct or list value just filled in as present (not null).
+    pub fn close_value(&mut self) {
+        match self {
+            Column::Struct { nulls, .. } => nulls.append_non_null(),
+            Column::List {
+                offsets,
+                child,
+                nulls,
+                ..
+            } => {
+                offsets.push(child.len() as i32);
+                nulls.append_non_null();
+            }
+            _ => unreachable!("only structs and lists are closed"),
+        }
+    }
+
+    /// Rolls the column back to its first `len` values, including children a
+    /// struct or list value still being filled in had already received.
+    pub fn truncate(&mut self, len: usize) {
+        let len = len.min(self.len());
+        match self {
+            Column::Str {
+                offsets,
+                data,
+                nulls,
+            } => {
+                offsets.truncate(len + 1);
+                data.truncate(offsets[len] as usize);
+                nulls.truncate(len);
+            }
+            Column::I32(p) => p.truncate(len),
+            Column::Days(p) => p.truncate(len),
+            Column::I64(p) => p.truncate(len),
+            Column::Micros(p) => p.truncate(len),
+            Column::F64(p) => p.truncate(len),
+            Column::Bool { values, nulls } => {
+                values.truncate(len);
+                nulls.truncate(len);
+            }
+            Column::Struct {
+                children, nulls, ..
+            } => {
+                children.iter_mut().for_each(|child| child.truncate(len));
+                nulls.truncate(len);
             }
             Column::List {
-                offsets, validity, ..
+                offsets,
+                child,
+                nulls,
+                ..
             } => {
-                offsets.push(offsets.last().copied().unwrap_or(0));
-                validity.append_null();
+                offsets.truncate(len + 1);
+                child.truncate(offsets[len] as usize);
+                nulls.truncate(len);
             }
         }
     }
@@ -128,35 +298,99 @@ impl Column {
     /// The finished Arrow array.
     pub fn finish(&mut self) -> ArrayRef {
         match self {
-            Column::Str(b) => Arc::new(b.finish()),
-            Column::I32(b) => Arc::new(b.finish()),
-            Column::I64(b) => Arc::new(b.finish()),
-            Column::F64(b) => Arc::new(b.finish()),
-            Column::Bool(b) => Arc::new(b.finish()),
-            Column::Micros(b) => Arc::new(b.finish()),
-            Column::Days(b) => Arc::new(b.finish()),
+            Column::Str {
+                offsets,
+                data,
+                nulls,
+            } => {
+                let offsets = OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into());
+                let data = Buffer::from_vec(std::mem::take(data));
+                // SAFETY: every byte was appended from a `&str` by `push_str`, at
+                // offsets that are the boundaries of those strings, so the data is
+                // valid UTF-8 split at character boundaries. Skipping the check
+                // saves a pass over all the text.
+                Arc::new(unsafe { StringArray::new_unchecked(offsets, data, nulls.finish()) })
+            }
+            Column::I32(p) => Arc::new(p.finish()),
+            Column::I64(p) => Arc::new(p.finish()),
+            Column::F64(p) => Arc::new(p.finish()),
+            Column::Micros(p) => Arc::new(p.finish().with_timezone("UTC")),
+            Column::Days(p) => Arc::new(p.finish()),
+            Column::Bool { values, nulls } => {
+                Arc::new(BooleanArray::new(values.finish(), nulls.finish()))
+            }
             Column::Struct {
                 fields,
                 children,
-                validity,
+                nulls,
             } => {
                 let arrays = children.iter_mut().map(Column::finish).collect();
-                Arc::new(StructArray::new(fields.clone(), arrays, validity.finish()))
+                Arc::new(StructArray::new(fields.clone(), arrays, nulls.finish()))
             }
             Column::List {
                 item,
                 offsets,
                 child,
-                validity,
+                nulls,
             } => {
                 let offsets = OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into());
                 Arc::new(ListArray::new(
                     item.clone(),
                     offsets,
                     child.finish(),
-                    validity.finish(),
+                    nulls.finish(),
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_sdk::arrow_array::Array;
+    use weir_sdk::arrow_array::cast::AsArray;
+
+    #[test]
+    fn truncation_rolls_back_nested_values() {
+        let item = ValueType::Struct(vec![FieldSpec {
+            name: "s".into(),
+            ty: ValueType::String,
+            required: false,
+        }]);
+        let mut column = Column::new(&ValueType::List(Box::new(item), true), 4);
+        // Row 0: [{"s":"a"}]
+        let Column::List { child, .. } = &mut column else {
+            unreachable!()
+        };
+        let Column::Struct { children, .. } = child.as_mut() else {
+            unreachable!()
+        };
+        children[0].push_str("a").unwrap();
+        child.close_value();
+        column.close_value();
+        // Row 1, abandoned half-way: [{"s":"bb"}, ...
+        let Column::List { child, .. } = &mut column else {
+            unreachable!()
+        };
+        let Column::Struct { children, .. } = child.as_mut() else {
+            unreachable!()
+        };
+        children[0].push_str("bb").unwrap();
+        child.close_value();
+        column.truncate(1);
+        column.push_null();
+        let array = column.finish();
+        let list = array.as_list::<i32>();
+        assert_eq!(list.len(), 2);
+        assert!(list.is_null(1));
+        assert_eq!(list.values().len(), 1, "the abandoned element is gone");
+        let strings = list
+            .values()
+            .as_struct()
+            .column(0)
+            .as_string::<i32>()
+            .clone();
+        assert_eq!(strings.value_data(), b"a");
     }
 }

@@ -1,31 +1,15 @@
-//! Parses one JSON document straight into typed cells following the declared
-//! fields — no intermediate `serde_json::Value` tree, strings borrowed from the
-//! input where possible, undeclared keys skipped without allocating — or says
-//! which field is wrong and why.
+//! Parses one JSON document straight into the column buffers, following the
+//! declared fields: no intermediate value tree, object keys matched without
+//! allocating, undeclared keys skipped. On a bad row it says which field is
+//! wrong and why; the caller then rolls the columns back to the last good row.
 
+use crate::columns::Column;
 use crate::spec::{FieldSpec, TimestampFormat, ValueType};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
-
-/// One typed value, ready to append to a column.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell<'a> {
-    Null,
-    Str(Cow<'a, str>),
-    I32(i32),
-    I64(i64),
-    F64(f64),
-    Bool(bool),
-    /// Microseconds since the epoch, UTC.
-    Micros(i64),
-    /// Days since the epoch.
-    Days(i32),
-    Struct(Vec<Cell<'a>>),
-    List(Vec<Cell<'a>>),
-}
 
 /// Why a row was rejected: the dotted path of the field and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,29 +18,58 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// Parses `raw` as one JSON object of `fields`.
-pub fn parse_row<'a>(
-    raw: &'a [u8],
+/// Parses `raw` as one JSON object of `fields`, appending row number `row` to
+/// `columns`. On error the columns may hold part of the row: truncate them to `row`.
+pub fn parse_row(
+    raw: &[u8],
     fields: &[FieldSpec],
+    columns: &mut [Column],
+    row: usize,
     strict: bool,
-) -> Result<Vec<Cell<'a>>, Rejection> {
+) -> Result<(), Rejection> {
     let rejection = RefCell::new(None);
+    let context = Context {
+        strict,
+        rejection: &rejection,
+    };
     let seed = ObjectSeed {
         fields,
-        strict,
+        columns,
+        base: row,
         path: &Path::Root,
-        rejection: &rejection,
+        context,
     };
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let parsed = seed
         .deserialize(&mut deserializer)
-        .and_then(|cells| deserializer.end().map(|()| cells));
+        .and_then(|()| deserializer.end());
     parsed.map_err(|error| {
         rejection.into_inner().unwrap_or_else(|| Rejection {
             field: None,
             reason: format!("invalid JSON: {error}"),
         })
     })
+}
+
+/// Settings and the rejection slot shared by every level of one parse.
+#[derive(Clone, Copy)]
+struct Context<'p> {
+    strict: bool,
+    rejection: &'p RefCell<Option<Rejection>>,
+}
+
+impl Context<'_> {
+    /// Records why the row is rejected and returns the error that stops the parse.
+    fn reject<E: de::Error>(&self, path: &Path<'_>, reason: String) -> E {
+        let field = match path {
+            Path::Root => None,
+            path => Some(path.to_string()),
+        };
+        self.rejection
+            .borrow_mut()
+            .get_or_insert(Rejection { field, reason });
+        E::custom("rejected")
+    }
 }
 
 /// Where in the document a value sits; rendered only when a row is rejected.
@@ -77,16 +90,6 @@ impl fmt::Display for Path<'_> {
     }
 }
 
-/// Records the rejection and returns the error that stops the parse.
-fn reject<E: de::Error>(slot: &RefCell<Option<Rejection>>, path: &Path<'_>, reason: String) -> E {
-    let field = match path {
-        Path::Root => None,
-        path => Some(path.to_string()),
-    };
-    slot.borrow_mut().get_or_insert(Rejection { field, reason });
-    E::custom("rejected")
-}
-
 fn kind_of(unexpected: de::Unexpected<'_>) -> &'static str {
     match unexpected {
         de::Unexpected::Bool(_) => "a boolean",
@@ -101,98 +104,153 @@ fn kind_of(unexpected: de::Unexpected<'_>) -> &'static str {
     }
 }
 
-/// Deserializes a JSON object into one cell per declared field.
+/// An object key: the index of a declared field, or an undeclared name.
+enum Key<'de> {
+    Field(usize),
+    Other(Cow<'de, str>),
+}
+
+/// Matches a key against the fields without allocating, trying `hint` (the
+/// field after the previous key) first, since keys usually come in order.
+struct KeySeed<'s> {
+    fields: &'s [FieldSpec],
+    hint: usize,
+}
+
+impl KeySeed<'_> {
+    fn find(&self, key: &str) -> Option<usize> {
+        let n = self.fields.len();
+        (0..n)
+            .map(|i| (self.hint + i) % n)
+            .find(|&i| self.fields[i].name == key)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Key<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(self
+            .find(key)
+            .map_or(Key::Other(Cow::Borrowed(key)), Key::Field))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self
+            .find(key)
+            .map_or_else(|| Key::Other(Cow::Owned(key.to_string())), Key::Field))
+    }
+}
+
+/// Deserializes a JSON object into one value per declared field, appended to
+/// `columns`, which all held `base` values before it.
 struct ObjectSeed<'s, 'p> {
     fields: &'s [FieldSpec],
-    strict: bool,
+    columns: &'s mut [Column],
+    base: usize,
     path: &'p Path<'p>,
-    rejection: &'p RefCell<Option<Rejection>>,
+    context: Context<'p>,
 }
 
 impl<'de> DeserializeSeed<'de> for ObjectSeed<'_, '_> {
-    type Value = Vec<Cell<'de>>;
+    type Value = ();
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for ObjectSeed<'_, '_> {
-    type Value = Vec<Cell<'de>>;
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut cells: Vec<Option<Cell<'de>>> = vec![None; self.fields.len()];
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match self.fields.iter().position(|f| f.name == key) {
-                Some(i) => {
-                    let field = &self.fields[i];
-                    let path = Path::Field(self.path, &field.name);
-                    let seed = ValueSeed {
-                        ty: &field.ty,
-                        strict: self.strict,
-                        path: &path,
-                        rejection: self.rejection,
-                    };
-                    cells[i] = Some(map.next_value_seed(seed)?);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut hint = 0;
+        while let Some(key) = map.next_key_seed(KeySeed {
+            fields: self.fields,
+            hint,
+        })? {
+            let i = match key {
+                Key::Field(i) => i,
+                Key::Other(name) if self.context.strict => {
+                    let path = Path::Field(self.path, &name);
+                    return Err(self
+                        .context
+                        .reject(&path, format!("unexpected field `{path}`")));
                 }
-                None if self.strict => {
-                    let path = Path::Field(self.path, &key);
-                    return Err(reject(
-                        self.rejection,
-                        &path,
-                        format!("unexpected field `{path}`"),
-                    ));
-                }
-                None => {
+                Key::Other(_) => {
                     map.next_value::<IgnoredAny>()?;
+                    continue;
                 }
+            };
+            hint = i + 1;
+            let (field, column) = (&self.fields[i], &mut self.columns[i]);
+            if column.len() > self.base {
+                // A repeated key: the last occurrence wins, as in serde_json and Spark.
+                column.truncate(self.base);
+            }
+            let path = Path::Field(self.path, &field.name);
+            let seed = ValueSeed {
+                ty: &field.ty,
+                column,
+                path: &path,
+                context: self.context,
+            };
+            let present = map.next_value_seed(seed)?;
+            if !present && field.required {
+                return Err(self
+                    .context
+                    .reject(&path, format!("required field `{path}` is null")));
             }
         }
-        self.fields
-            .iter()
-            .zip(cells)
-            .map(|(field, cell)| match cell {
-                Some(Cell::Null) | None if field.required => {
-                    let what = if cell.is_some() {
-                        "is null"
-                    } else {
-                        "is missing"
-                    };
+        for (field, column) in self.fields.iter().zip(self.columns.iter_mut()) {
+            if column.len() == self.base {
+                if field.required {
                     let path = Path::Field(self.path, &field.name);
-                    Err(reject(
-                        self.rejection,
-                        &path,
-                        format!("required field `{path}` {what}"),
-                    ))
+                    return Err(self
+                        .context
+                        .reject(&path, format!("required field `{path}` is missing")));
                 }
-                cell => Ok(cell.unwrap_or(Cell::Null)),
-            })
-            .collect()
+                column.push_null();
+            }
+        }
+        Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
         Err(self.mismatch(de::Unexpected::Seq))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         Err(self.mismatch(de::Unexpected::Str(v)))
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
         Err(self.mismatch(de::Unexpected::Bool(v)))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
         Err(self.mismatch(de::Unexpected::Signed(v)))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
         Err(self.mismatch(de::Unexpected::Unsigned(v)))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
         Err(self.mismatch(de::Unexpected::Float(v)))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Err(self.mismatch(de::Unexpected::Unit))
     }
 }
@@ -203,32 +261,25 @@ impl ObjectSeed<'_, '_> {
             Path::Root => format!("expected a JSON object, found {}", kind_of(got)),
             path => format!("field `{path}`: expected an object, found {}", kind_of(got)),
         };
-        reject(self.rejection, self.path, reason)
+        self.context.reject(self.path, reason)
     }
 }
 
-/// Deserializes one value of a declared type.
+/// Deserializes one value of a declared type into its column; the value says
+/// whether it was present (`false` for JSON null).
 struct ValueSeed<'s, 'p> {
     ty: &'s ValueType,
-    strict: bool,
+    column: &'s mut Column,
     path: &'p Path<'p>,
-    rejection: &'p RefCell<Option<Rejection>>,
+    context: Context<'p>,
 }
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
-    type Value = Cell<'de>;
+    type Value = bool;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
         match self.ty {
-            ValueType::Struct(fields) => {
-                let seed = ObjectSeed {
-                    fields,
-                    strict: self.strict,
-                    path: self.path,
-                    rejection: self.rejection,
-                };
-                deserializer.deserialize_option(OptionalStruct(seed))
-            }
+            ValueType::Struct(_) => deserializer.deserialize_option(self),
             _ => deserializer.deserialize_any(self),
         }
     }
@@ -260,26 +311,25 @@ impl ValueSeed<'_, '_> {
             self.expected(),
             kind_of(got)
         );
-        reject(self.rejection, self.path, reason)
+        self.context.reject(self.path, reason)
     }
 
     fn invalid<E: de::Error>(&self, problem: String) -> E {
-        reject(
-            self.rejection,
-            self.path,
-            format!("field `{}`: {problem}", self.path),
-        )
+        self.context
+            .reject(self.path, format!("field `{}`: {problem}", self.path))
     }
 
-    fn integer<E: de::Error>(&self, n: i128, text: &dyn fmt::Display) -> Result<Cell<'static>, E> {
+    fn integer<E: de::Error>(self, n: i128, text: &dyn fmt::Display) -> Result<bool, E> {
         match self.ty {
-            ValueType::Int64 => i64::try_from(n)
-                .map(Cell::I64)
-                .map_err(|_| self.invalid(format!("{text} does not fit a 64-bit integer"))),
-            ValueType::Int32 => i32::try_from(n)
-                .map(Cell::I32)
-                .map_err(|_| self.invalid(format!("{text} does not fit a 32-bit integer"))),
-            ValueType::Float64 => Ok(Cell::F64(n as f64)),
+            ValueType::Int64 => match i64::try_from(n) {
+                Ok(v) => self.column.push_i64(v),
+                Err(_) => return Err(self.invalid(format!("{text} does not fit a 64-bit integer"))),
+            },
+            ValueType::Int32 => match i32::try_from(n) {
+                Ok(v) => self.column.push_i32(v),
+                Err(_) => return Err(self.invalid(format!("{text} does not fit a 32-bit integer"))),
+            },
+            ValueType::Float64 => self.column.push_f64(n as f64),
             ValueType::Timestamp(format) => {
                 let scale = match format {
                     TimestampFormat::EpochSeconds => 1_000_000,
@@ -287,139 +337,153 @@ impl ValueSeed<'_, '_> {
                     TimestampFormat::EpochMicros => 1,
                     _ => return Err(self.mismatch(de::Unexpected::Signed(0))),
                 };
-                n.checked_mul(scale)
+                match n
+                    .checked_mul(scale)
                     .and_then(|micros| i64::try_from(micros).ok())
-                    .map(Cell::Micros)
-                    .ok_or_else(|| self.invalid(format!("{text} is out of range")))
+                {
+                    Some(micros) => self.column.push_micros(micros),
+                    None => return Err(self.invalid(format!("{text} is out of range"))),
+                }
             }
-            _ => Err(self.mismatch(de::Unexpected::Signed(0))),
+            _ => return Err(self.mismatch(de::Unexpected::Signed(0))),
         }
+        Ok(true)
     }
 }
 
 impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
-    type Value = Cell<'de>;
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.expected())
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Cell::Null)
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        self.column.push_null();
+        Ok(false)
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        let ValueType::Struct(fields) = self.ty else {
+            unreachable!("only struct values are read as options")
+        };
+        let base = self.column.len();
+        let Column::Struct { children, .. } = &mut *self.column else {
+            unreachable!("a struct field has a struct column")
+        };
+        let seed = ObjectSeed {
+            fields,
+            columns: children,
+            base,
+            path: self.path,
+            context: self.context,
+        };
+        seed.deserialize(deserializer)?;
+        self.column.close_value();
+        Ok(true)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
         match self.ty {
-            ValueType::Boolean => Ok(Cell::Bool(v)),
-            _ => Err(self.mismatch(de::Unexpected::Bool(v))),
+            ValueType::Boolean => self.column.push_bool(v),
+            _ => return Err(self.mismatch(de::Unexpected::Bool(v))),
         }
+        Ok(true)
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
         self.integer(v as i128, &v)
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
         self.integer(v as i128, &v)
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
         match self.ty {
-            ValueType::Float64 => Ok(Cell::F64(v)),
-            ValueType::Int32 => Err(self.invalid(format!("{v} is not a 32-bit integer"))),
-            ValueType::Int64 => Err(self.invalid(format!("{v} is not a 64-bit integer"))),
+            ValueType::Float64 => self.column.push_f64(v),
+            ValueType::Int32 => return Err(self.invalid(format!("{v} is not a 32-bit integer"))),
+            ValueType::Int64 => return Err(self.invalid(format!("{v} is not a 64-bit integer"))),
             ValueType::Timestamp(TimestampFormat::EpochSeconds) => {
                 let micros = (v * 1e6).round();
-                if micros.is_finite() && micros.abs() < 9.2e18 {
-                    Ok(Cell::Micros(micros as i64))
-                } else {
-                    Err(self.invalid(format!("{v} is out of range")))
+                if !(micros.is_finite() && micros.abs() < 9.2e18) {
+                    return Err(self.invalid(format!("{v} is out of range")));
                 }
+                self.column.push_micros(micros as i64);
             }
             ValueType::Timestamp(TimestampFormat::EpochMillis | TimestampFormat::EpochMicros) => {
-                Err(self.invalid(format!("{v} is not a whole number")))
+                return Err(self.invalid(format!("{v} is not a whole number")));
             }
-            _ => Err(self.mismatch(de::Unexpected::Float(v))),
+            _ => return Err(self.mismatch(de::Unexpected::Float(v))),
         }
+        Ok(true)
     }
 
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
         match self.ty {
-            ValueType::String => Ok(Cell::Str(Cow::Borrowed(v))),
-            _ => self.visit_str(v),
-        }
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        match self.ty {
-            ValueType::String => Ok(Cell::Str(Cow::Owned(v.to_string()))),
-            ValueType::Timestamp(format) => {
-                timestamp(v, format)
-                    .map(Cell::Micros)
-                    .map_err(|problem| match problem {
-                        Some(problem) => self.invalid(problem),
-                        None => self.mismatch(de::Unexpected::Str(v)),
-                    })
+            ValueType::String => {
+                if self.column.push_str(v).is_err() {
+                    return Err(self.invalid(
+                        "the batch holds over 2 GiB of text in this column; use smaller batches"
+                            .into(),
+                    ));
+                }
             }
-            ValueType::Date(pattern) => NaiveDate::parse_from_str(v, pattern)
-                .map(|date| {
-                    Cell::Days(date.signed_duration_since(NaiveDate::default()).num_days() as i32)
-                })
-                .map_err(|e| {
-                    self.invalid(format!("`{v}` is not a date in format `{pattern}` ({e})"))
-                }),
-            _ => Err(self.mismatch(de::Unexpected::Str(v))),
+            ValueType::Timestamp(format) => match timestamp(v, format) {
+                Ok(micros) => self.column.push_micros(micros),
+                Err(Some(problem)) => return Err(self.invalid(problem)),
+                Err(None) => return Err(self.mismatch(de::Unexpected::Str(v))),
+            },
+            ValueType::Date(pattern) => match NaiveDate::parse_from_str(v, pattern) {
+                Ok(date) => self
+                    .column
+                    .push_days(date.signed_duration_since(NaiveDate::default()).num_days() as i32),
+                Err(e) => {
+                    return Err(
+                        self.invalid(format!("`{v}` is not a date in format `{pattern}` ({e})"))
+                    );
+                }
+            },
+            _ => return Err(self.mismatch(de::Unexpected::Str(v))),
         }
+        Ok(true)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         let ValueType::List(item, nullable) = self.ty else {
             return Err(self.mismatch(de::Unexpected::Seq));
         };
-        let mut cells = Vec::with_capacity(seq.size_hint().unwrap_or(4));
-        loop {
-            let path = Path::Index(self.path, cells.len());
+        let Column::List { child, .. } = &mut *self.column else {
+            unreachable!("a list field has a list column")
+        };
+        for index in 0.. {
+            let path = Path::Index(self.path, index);
             let seed = ValueSeed {
                 ty: item,
-                strict: self.strict,
+                column: child,
                 path: &path,
-                rejection: self.rejection,
+                context: self.context,
             };
             match seq.next_element_seed(seed)? {
-                None => return Ok(Cell::List(cells)),
-                Some(Cell::Null) if !nullable => {
-                    return Err(reject(
-                        self.rejection,
-                        &path,
-                        format!("required field `{path}` is null"),
-                    ));
+                None => break,
+                Some(false) if !nullable => {
+                    return Err(self
+                        .context
+                        .reject(&path, format!("required field `{path}` is null")));
                 }
-                Some(cell) => cells.push(cell),
+                Some(_) => {}
             }
         }
+        self.column.close_value();
+        Ok(true)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<bool, A::Error> {
         Err(self.mismatch(de::Unexpected::Map))
-    }
-}
-
-/// A struct-typed value: `null`, or an object of its fields.
-struct OptionalStruct<'s, 'p>(ObjectSeed<'s, 'p>);
-
-impl<'de> Visitor<'de> for OptionalStruct<'_, '_> {
-    type Value = Cell<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object or null")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Cell::Null)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        self.0.deserialize(deserializer).map(Cell::Struct)
     }
 }
 
@@ -428,6 +492,9 @@ impl<'de> Visitor<'de> for OptionalStruct<'_, '_> {
 fn timestamp(text: &str, format: &TimestampFormat) -> Result<i64, Option<String>> {
     match format {
         TimestampFormat::Iso8601 => {
+            if let Some(micros) = crate::rfc3339::parse_micros(text) {
+                return Ok(micros);
+            }
             if let Ok(zoned) = DateTime::parse_from_rfc3339(text) {
                 return Ok(zoned.timestamp_micros());
             }

@@ -5,6 +5,7 @@
 
 mod columns;
 mod convert;
+mod rfc3339;
 mod spec;
 
 use columns::Column;
@@ -105,22 +106,23 @@ impl Plugin for ParseJson {
         let values = input.column::<BinaryArray>(&self.input_column)?;
         let mut columns = Column::for_fields(&self.fields, values.len());
         let mut rejects = Rejects::new();
+        let mut kept = 0;
         for (row, raw) in values.iter().enumerate() {
             let Some(raw) = raw else {
                 rejects.push(row, None, None, &format!("`{}` is null", self.input_column));
                 continue;
             };
-            match convert::parse_row(raw, &self.fields, self.strict) {
-                Ok(cells) => columns
-                    .iter_mut()
-                    .zip(&cells)
-                    .for_each(|(column, cell)| column.append(cell)),
-                Err(rejection) => rejects.push(
-                    row,
-                    Some(raw),
-                    rejection.field.as_deref(),
-                    &rejection.reason,
-                ),
+            match convert::parse_row(raw, &self.fields, &mut columns, kept, self.strict) {
+                Ok(()) => kept += 1,
+                Err(rejection) => {
+                    columns.iter_mut().for_each(|column| column.truncate(kept));
+                    rejects.push(
+                        row,
+                        Some(raw),
+                        rejection.field.as_deref(),
+                        &rejection.reason,
+                    );
+                }
             }
         }
         let arrays = columns.iter_mut().map(Column::finish).collect();

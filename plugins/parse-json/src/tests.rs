@@ -243,3 +243,67 @@ fn a_text_input_column_is_a_bad_input_naming_the_column() {
         "{err}"
     );
 }
+
+/// Regression: rolling back a row rejected inside a struct that was still being
+/// filled in left its children one value longer than the struct.
+#[test]
+fn regression_rejected_row_inside_nested_values_leaves_no_trace() {
+    let config = json!({"fields": [
+        {"name": "id", "type": "int", "required": true},
+        {"name": "s", "type": "struct", "fields": [{"name": "name", "type": "string"}, {"name": "n", "type": "int"}]},
+        {"name": "l", "type": "list", "items": {"type": "struct", "fields": [{"name": "x", "type": "string"}]}}]});
+    let rows: Vec<&[u8]> = vec![
+        br#"{"id":1,"s":{"name":"kept","n":1},"l":[{"x":"a"}]}"#,
+        br#"{"id":2,"s":{"name":"gone","n":"bad"}}"#,
+        br#"{"id":3,"l":[{"x":"gone"},{"x":7}]}"#,
+        br#"{"s":{"name":"gone"},"l":[{"x":"gone"}]}"#,
+        br#"{"id":5,"s":{"name":"kept too"},"l":[]}"#,
+    ];
+    let (out, rejected) = run(config, &rows);
+    assert_eq!(rejected.num_rows(), 3, "{:?}", reasons(&rejected));
+    let names = out.column(1).as_struct().column(0).as_string::<i32>();
+    assert_eq!(
+        names.iter().collect::<Vec<_>>(),
+        vec![Some("kept"), Some("kept too")]
+    );
+    let lists = out.column(2).as_list::<i32>();
+    assert_eq!(lists.value(0).len(), 1);
+    assert_eq!(lists.value(1).len(), 0);
+    assert_eq!(
+        lists.values().len(),
+        1,
+        "elements of rejected rows are rolled back"
+    );
+}
+
+#[test]
+fn a_repeated_key_takes_its_last_value() {
+    let config = json!({"fields": [{"name": "a", "type": "string"}, {"name": "s", "type": "struct",
+        "fields": [{"name": "b", "type": "int"}]}]});
+    let (out, rejected) = run(
+        config,
+        &[br#"{"a":"first","s":{"b":1},"a":"last","s":{"b":2}}"#],
+    );
+    assert_eq!(rejected.num_rows(), 0);
+    assert_eq!(out.column(0).as_string::<i32>().value(0), "last");
+    assert_eq!(
+        out.column(1)
+            .as_struct()
+            .column(0)
+            .as_primitive::<Int32Type>()
+            .value(0),
+        2
+    );
+    assert_eq!(out.column(1).as_struct().column(0).len(), 1);
+}
+
+#[test]
+fn escaped_strings_and_keys_are_decoded() {
+    let config = json!({"fields": [{"name": "a\"b", "type": "string"}]});
+    let (out, rejected) = run(config, &[br#"{"a\"b":"line\nbreak \u00e9"}"#]);
+    assert_eq!(rejected.num_rows(), 0, "{:?}", reasons(&rejected));
+    assert_eq!(
+        out.column(0).as_string::<i32>().value(0),
+        "line\nbreak \u{e9}"
+    );
+}
