@@ -109,13 +109,7 @@ pub fn read_batch(path: &Path, schema: Option<&SchemaRef>) -> Result<RecordBatch
                 parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
                     .and_then(|b| b.build())
                     .map_err(|e| decode(e.to_string()))?;
-            let schema = reader.schema();
-            (
-                schema,
-                reader
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| decode(e.to_string()))?,
-            )
+            drain(reader).map_err(decode)?
         }
     };
     concat_batches(&file_schema, &batches).map_err(|e| decode(e.to_string()))
@@ -175,26 +169,21 @@ fn read_arrow(mut file: File) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
         std::io::Read::read_exact(&mut file, &mut magic).is_ok() && &magic == b"ARROW1";
     file.rewind().map_err(|e| e.to_string())?;
     if is_file_format {
-        let reader =
-            arrow::ipc::reader::FileReader::try_new(file, None).map_err(|e| e.to_string())?;
-        let schema = reader.schema();
-        Ok((
-            schema,
-            reader
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?,
-        ))
+        drain(arrow::ipc::reader::FileReader::try_new(file, None).map_err(|e| e.to_string())?)
     } else {
         let reader = arrow::ipc::reader::StreamReader::try_new(BufReader::new(file), None)
             .map_err(|e| e.to_string())?;
-        let schema = reader.schema();
-        Ok((
-            schema,
-            reader
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?,
-        ))
+        drain(reader)
     }
+}
+
+/// Every batch of `reader`, with its schema.
+fn drain(reader: impl RecordBatchReader) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+    let schema = reader.schema();
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok((schema, batches))
 }
 
 /// Writes `batch` to `path` in `format`.

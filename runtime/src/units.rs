@@ -3,17 +3,21 @@
 
 use std::time::Duration;
 
-/// Parses a duration such as `250ms`, `5s`, `1.5s`, `2m` or `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
+/// Splits `12.5MiB` into `12.5` and `MiB`; `None` when there is no number.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 250ms, 5s or 2m"))?;
-    let seconds = match unit.trim() {
+    Some((number.parse().ok()?, unit.trim()))
+}
+
+/// Parses a duration such as `250ms`, `5s`, `1.5s`, `2m` or `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (value, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("`{text}` is not a duration like 250ms, 5s or 2m"))?;
+    let seconds = match unit {
         "ms" => value / 1000.0,
         "s" | "sec" | "secs" => value,
         "m" | "min" | "mins" => value * 60.0,
@@ -31,14 +35,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses a byte size such as `256MiB`, `1GiB`, `100MB`, `64k` or a plain number of bytes.
 pub fn parse_bytes(text: &str) -> Result<usize, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like 256MiB or 1GiB"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let (value, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("`{text}` is not a size like 256MiB or 1GiB"))?;
+    let scale: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" => 1e3,
         "kib" => 1024.0,

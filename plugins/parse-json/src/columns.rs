@@ -52,6 +52,21 @@ impl<T: ArrowPrimitiveType> Primitive<T> {
     }
 }
 
+/// Generates one `push_*` method per primitive column variant.
+macro_rules! push_primitive {
+    ($($method:ident($variant:ident, $native:ty, $what:literal)),* $(,)?) => {
+        $(
+            #[doc = concat!("Appends to a ", $what, " column.")]
+            pub fn $method(&mut self, value: $native) {
+                let Column::$variant(p) = self else {
+                    unreachable!(concat!("the parser sends only ", $what, " values here"))
+                };
+                p.push(value);
+            }
+        )*
+    };
+}
+
 /// A growing Arrow column of one declared type.
 pub enum Column {
     Str {
@@ -187,44 +202,12 @@ impl Column {
         Ok(())
     }
 
-    /// Appends to an `int32` column.
-    pub fn push_i32(&mut self, value: i32) {
-        let Column::I32(p) = self else {
-            unreachable!("not an int32 column")
-        };
-        p.push(value);
-    }
-
-    /// Appends to an `int64` column.
-    pub fn push_i64(&mut self, value: i64) {
-        let Column::I64(p) = self else {
-            unreachable!("not an int64 column")
-        };
-        p.push(value);
-    }
-
-    /// Appends to a `float64` column.
-    pub fn push_f64(&mut self, value: f64) {
-        let Column::F64(p) = self else {
-            unreachable!("not a float64 column")
-        };
-        p.push(value);
-    }
-
-    /// Appends microseconds since the epoch to a `timestamp` column.
-    pub fn push_micros(&mut self, value: i64) {
-        let Column::Micros(p) = self else {
-            unreachable!("not a timestamp column")
-        };
-        p.push(value);
-    }
-
-    /// Appends days since the epoch to a `date` column.
-    pub fn push_days(&mut self, value: i32) {
-        let Column::Days(p) = self else {
-            unreachable!("not a date column")
-        };
-        p.push(value);
+    push_primitive! {
+        push_i32(I32, i32, "int32"),
+        push_i64(I64, i64, "int64"),
+        push_f64(F64, f64, "float64"),
+        push_micros(Micros, i64, "timestamp (microseconds since the epoch)"),
+        push_days(Days, i32, "date (days since the epoch)"),
     }
 
     /// Appends a boolean to a boolean column.
@@ -353,11 +336,7 @@ mod tests {
 
     #[test]
     fn truncation_rolls_back_nested_values() {
-        let item = ValueType::Struct(vec![FieldSpec {
-            name: "s".into(),
-            ty: ValueType::String,
-            required: false,
-        }]);
+        let item = ValueType::Struct(vec![FieldSpec::new("s".into(), ValueType::String, false)]);
         let mut column = Column::new(&ValueType::List(Box::new(item), true), 4);
         // Row 0: [{"s":"a"}]
         let Column::List { child, .. } = &mut column else {

@@ -18,10 +18,43 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// Parses `raw` as one JSON object of `fields`, appending row number `row` to
+/// One row's JSON, as text already known to be UTF-8 (serde_json then skips
+/// its per-string validation) or as raw bytes (it then says where an invalid
+/// sequence is).
+pub enum RowJson<'a> {
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+/// Parses one JSON object of `fields`, appending row number `row` to
 /// `columns`. On error the columns may hold part of the row: truncate them to `row`.
 pub fn parse_row(
-    raw: &[u8],
+    json: RowJson<'_>,
+    fields: &[FieldSpec],
+    columns: &mut [Column],
+    row: usize,
+    strict: bool,
+) -> Result<(), Rejection> {
+    match json {
+        RowJson::Text(text) => parse_with(
+            serde_json::Deserializer::from_str(text),
+            fields,
+            columns,
+            row,
+            strict,
+        ),
+        RowJson::Bytes(raw) => parse_with(
+            serde_json::Deserializer::from_slice(raw),
+            fields,
+            columns,
+            row,
+            strict,
+        ),
+    }
+}
+
+fn parse_with<'de, R: serde_json::de::Read<'de>>(
+    mut deserializer: serde_json::Deserializer<R>,
     fields: &[FieldSpec],
     columns: &mut [Column],
     row: usize,
@@ -39,7 +72,6 @@ pub fn parse_row(
         path: &Path::Root,
         context,
     };
-    let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let parsed = seed
         .deserialize(&mut deserializer)
         .and_then(|()| deserializer.end());
@@ -119,10 +151,10 @@ struct KeySeed<'s> {
 
 impl KeySeed<'_> {
     fn find(&self, key: &str) -> Option<usize> {
-        let n = self.fields.len();
+        let (n, word) = (self.fields.len(), crate::spec::key_word(key.as_bytes()));
         (0..n)
             .map(|i| (self.hint + i) % n)
-            .find(|&i| self.fields[i].name == key)
+            .find(|&i| self.fields[i].is_named(key, word))
     }
 }
 

@@ -106,13 +106,19 @@ impl Plugin for ParseJson {
         let values = input.column::<BinaryArray>(&self.input_column)?;
         let mut columns = Column::for_fields(&self.fields, values.len());
         let mut rejects = Rejects::new();
+        let text = BatchText::new(values);
         let mut kept = 0;
         for (row, raw) in values.iter().enumerate() {
             let Some(raw) = raw else {
                 rejects.push(row, None, None, &format!("`{}` is null", self.input_column));
                 continue;
             };
-            match convert::parse_row(raw, &self.fields, &mut columns, kept, self.strict) {
+            let json = match text.row(values, row) {
+                Some(text) => convert::RowJson::Text(text),
+                None => convert::RowJson::Bytes(raw),
+            };
+            let parsed = convert::parse_row(json, &self.fields, &mut columns, kept, self.strict);
+            match parsed {
                 Ok(()) => kept += 1,
                 Err(rejection) => {
                     columns.iter_mut().for_each(|column| column.truncate(kept));
@@ -134,6 +140,33 @@ impl Plugin for ParseJson {
 }
 
 weir_sdk::export!(ParseJson);
+
+/// The bytes of a whole batch, validated as UTF-8 once (SIMD-accelerated)
+/// instead of once per string by the JSON parser.
+struct BatchText<'a> {
+    text: Option<&'a str>,
+    start: usize,
+}
+
+impl<'a> BatchText<'a> {
+    fn new(values: &'a BinaryArray) -> Self {
+        let offsets = values.value_offsets();
+        let (start, end) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+        let text = simdutf8::basic::from_utf8(&values.value_data()[start..end]).ok();
+        BatchText { text, start }
+    }
+
+    /// Row `row` as text, when the batch is valid UTF-8 and the row starts and
+    /// ends on character boundaries (so the row alone is valid UTF-8 too).
+    fn row(&self, values: &BinaryArray, row: usize) -> Option<&'a str> {
+        let offsets = values.value_offsets();
+        let (from, to) = (
+            offsets[row] as usize - self.start,
+            offsets[row + 1] as usize - self.start,
+        );
+        self.text?.get(from..to)
+    }
+}
 
 fn config_schema() -> serde_json::Value {
     json!({

@@ -90,6 +90,38 @@ pub struct FieldSpec {
     pub name: String,
     pub ty: ValueType,
     pub required: bool,
+    /// The first 8 bytes of the name as a word, so a key is matched with one
+    /// comparison (and no `memcmp` at all for names of 8 bytes or fewer).
+    key_word: u64,
+}
+
+impl FieldSpec {
+    /// A field called `name` of type `ty`.
+    pub fn new(name: String, ty: ValueType, required: bool) -> Self {
+        FieldSpec {
+            key_word: key_word(name.as_bytes()),
+            name,
+            ty,
+            required,
+        }
+    }
+
+    /// Whether object key `key` names this field.
+    #[inline]
+    pub fn is_named(&self, key: &str, word: u64) -> bool {
+        self.key_word == word
+            && self.name.len() == key.len()
+            && (key.len() <= 8 || self.name.as_bytes()[8..] == key.as_bytes()[8..])
+    }
+}
+
+/// The first 8 bytes of `key`, zero-padded, as a little-endian word.
+#[inline]
+pub fn key_word(key: &[u8]) -> u64 {
+    key.iter()
+        .take(8)
+        .enumerate()
+        .fold(0, |word, (i, &byte)| word | (u64::from(byte) << (8 * i)))
 }
 
 /// Validates `fields` (at config key `path`) into specs.
@@ -122,11 +154,11 @@ pub fn validate_fields(fields: &[FieldConfig], path: &str) -> Result<Vec<FieldSp
                     format!("field `{name}` is declared twice"),
                 ));
             }
-            Ok(FieldSpec {
+            Ok(FieldSpec::new(
                 name,
-                ty: validate_type(field, &at)?,
-                required: field.required,
-            })
+                validate_type(field, &at)?,
+                field.required,
+            ))
         })
         .collect()
 }

@@ -307,3 +307,32 @@ fn escaped_strings_and_keys_are_decoded() {
         "line\nbreak \u{e9}"
     );
 }
+
+#[test]
+fn invalid_utf8_is_rejected_without_spoiling_the_batch() {
+    // "é" split across two rows: the batch as a whole is valid UTF-8, each row is not.
+    let split_a: &[u8] = b"{\"event_id\":\"a\xc3";
+    let split_b: &[u8] = b"\xa9\"}";
+    let rows: Vec<&[u8]> = vec![
+        br#"{"event_id":"ok"}"#,
+        split_a,
+        split_b,
+        b"{\"event_id\":\"\xff\"}",
+        br#"{"event_id":"ok too"}"#,
+    ];
+    let (out, rejected) = run(orders_config(), &rows);
+    assert_eq!(
+        out.column(0).as_string::<i32>().iter().collect::<Vec<_>>(),
+        vec![Some("ok"), Some("ok too")]
+    );
+    let got = reasons(&rejected);
+    assert_eq!(
+        got.iter().map(|(row, _)| *row).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(
+        got.iter()
+            .all(|(_, reason)| reason.starts_with("invalid JSON")),
+        "{got:?}"
+    );
+}
