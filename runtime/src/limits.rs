@@ -12,13 +12,19 @@ pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(5);
 /// The largest memory cap the engine's instance pool is sized for.
 pub const MAX_MEMORY_BYTES: usize = 4 * 1024 * 1024 * 1024;
 
-/// Limits for one plugin instance.
+/// Limits for one plugin instance. In config files: `memory = "512MiB"`,
+/// `time_budget = "2s"`; either may be left out for its default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct PluginLimits {
     /// Largest linear memory the plugin may grow to, in bytes.
+    #[serde(
+        rename = "memory",
+        deserialize_with = "crate::units::serde_human::bytes"
+    )]
     pub memory_bytes: usize,
     /// Longest a single `configure` or `process` call may run.
+    #[serde(deserialize_with = "crate::units::serde_human::duration")]
     pub time_budget: Duration,
 }
 
@@ -124,6 +130,26 @@ mod tests {
         assert!(limiter.memory_growing(0, 2 << 20, None).is_err());
         assert_eq!(limiter.take_denied(), Some(2 << 20));
         assert_eq!(limiter.take_denied(), None);
+    }
+
+    #[test]
+    fn reads_human_units_and_names_unknown_keys() {
+        let limits: PluginLimits =
+            serde_json::from_str(r#"{"memory": "64MiB", "time_budget": "250ms"}"#).unwrap();
+        assert_eq!(
+            limits,
+            PluginLimits {
+                memory_bytes: 64 << 20,
+                time_budget: Duration::from_millis(250)
+            }
+        );
+        let defaults: PluginLimits = serde_json::from_str("{}").unwrap();
+        assert_eq!(defaults, PluginLimits::default());
+        let err =
+            serde_json::from_str::<PluginLimits>(r#"{"time_budget": "5 fortnights"}"#).unwrap_err();
+        assert!(err.to_string().contains("not a duration unit"), "{err}");
+        let err = serde_json::from_str::<PluginLimits>(r#"{"memry": "1GiB"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `memry`"), "{err}");
     }
 
     #[test]

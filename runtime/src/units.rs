@@ -59,6 +59,34 @@ pub fn parse_bytes(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Serde adapters so config files say `"5s"` and `"256MiB"`.
+pub mod serde_human {
+    use serde::{Deserialize, Deserializer, de::Error};
+    use std::time::Duration;
+
+    /// A size written as `"256MiB"` (or a plain number of bytes).
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(usize),
+        Text(String),
+    }
+
+    /// Deserializes a duration written as `"250ms"`, `"5s"`, `"2m"`.
+    pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::parse_duration(&text).map_err(D::Error::custom)
+    }
+
+    /// Deserializes a byte size written as `"256MiB"` or a number of bytes.
+    pub fn bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+        match Size::deserialize(deserializer)? {
+            Size::Bytes(bytes) => Ok(bytes),
+            Size::Text(text) => super::parse_bytes(&text).map_err(D::Error::custom),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
