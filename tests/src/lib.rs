@@ -46,7 +46,8 @@ pub fn workspace_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `weir` binary built alongside the tests (`cargo test --workspace` builds it).
+/// The `weir` binary built alongside the tests: `cargo test --workspace` builds
+/// it because `weir-runtime` has integration tests (`runtime/tests/`).
 pub fn weir_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let profile_dir = exe
@@ -56,7 +57,7 @@ pub fn weir_binary() -> PathBuf {
     let weir = profile_dir.join("weir");
     assert!(
         weir.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`",
+        "{} is missing: run the tests with `cargo test --workspace --release`",
         weir.display()
     );
     weir
