@@ -17,12 +17,16 @@ pub fn wasm_path(plugin: &str) -> PathBuf {
     })
 }
 
-/// One engine per test binary, caching compiled plugins in a private directory.
+/// One engine per test binary, caching compiled plugins in `$WEIR_CACHE_DIR`
+/// when set (handy for profiling), else in a private directory.
 pub fn engine() -> &'static PluginEngine {
     static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let cache_dir =
-            std::env::temp_dir().join(format!("weir-test-cache-{}", std::process::id()));
+        let cache_dir = std::env::var_os("WEIR_CACHE_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("weir-test-cache-{}", std::process::id()))
+            });
         PluginEngine::new(EngineOptions {
             cache_dir: Some(cache_dir),
             max_instances: 32,
