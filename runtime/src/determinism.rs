@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
 
-/// The replayable values a host supplies for one call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The replayable values a host supplies for one call. The default (clock at
+/// the epoch, seed 0) is the fixed context `manifest` and `configure` run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CallContext {
     /// What the plugin's wall clock reads, in nanoseconds since the Unix epoch.
     /// It stands still during the call.

@@ -40,15 +40,9 @@ impl LoadedPlugin {
         let limits = PluginLimits::default();
         let provisional = Arc::new(provisional);
         let mut live = Live::start(&engine, &pre, provisional.clone(), &limits)?;
-        let raw = live.call(
-            "manifest",
-            &limits,
-            CallContext {
-                clock_nanos: 0,
-                seed: 0,
-            },
-            |b, s| b.call_manifest(s),
-        )?;
+        let raw = live.call("manifest", &limits, CallContext::default(), |b, s| {
+            b.call_manifest(s)
+        })?;
         let identity = Arc::new(PluginIdentity {
             name: raw.name.clone(),
             version: raw.version.clone(),
@@ -232,10 +226,7 @@ impl PluginInstance {
                 shared.identity.clone(),
                 &self.limits,
             )?;
-            let context = CallContext {
-                clock_nanos: 0,
-                seed: 0,
-            };
+            let context = CallContext::default();
             let config = self.config.as_str();
             let configured = live
                 .call("configure", &self.limits, context, |b, s| {

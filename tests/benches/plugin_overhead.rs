@@ -80,13 +80,7 @@ fn best(runs: usize, mut f: impl FnMut()) -> Duration {
 fn wasm_pass(instance: &mut PluginInstance, batches: &[RecordBatch]) {
     for batch in batches {
         let outputs = instance
-            .process(
-                &[("in".to_string(), batch.clone())],
-                CallContext {
-                    clock_nanos: 0,
-                    seed: 0,
-                },
-            )
+            .process(&[("in".to_string(), batch.clone())], CallContext::default())
             .expect("wasm process");
         std::hint::black_box(outputs);
     }

@@ -54,15 +54,7 @@ fn run_wasm(plugin: &str, case: &Path) -> PortText {
         .instantiate(&config(case), PluginLimits::default())
         .unwrap();
     let inputs = inputs(case, &instance.ports().clone());
-    let outputs = instance
-        .process(
-            &inputs,
-            CallContext {
-                clock_nanos: 0,
-                seed: 0,
-            },
-        )
-        .unwrap();
+    let outputs = instance.process(&inputs, CallContext::default()).unwrap();
     outputs
         .iter()
         .map(|(port, batch)| (port.clone(), to_jsonl(batch)))
