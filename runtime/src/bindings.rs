@@ -3,7 +3,7 @@
 
 use crate::error::{HostError, PluginIdentity};
 use std::sync::Arc;
-use weir_sdk::{ErrorKind, Manifest, PluginError, Port, Ports, ipc};
+use weir_sdk::{ErrorKind, Manifest, PluginError, Port, Ports};
 
 /// The code `bindgen!` generates, kept apart so its names do not clash with the SDK's.
 #[allow(missing_docs)]
@@ -62,7 +62,7 @@ pub fn ports_from_wit(
                 }
                 let schema = match port.schema.clone() {
                     Some(bytes) => Some(
-                        ipc::decode_schema(bytes)
+                        crate::untrusted::decode_schema(bytes)
                             .map_err(|e| invalid(format!("schema is not Arrow IPC: {e}")))?,
                     ),
                     None => None,

@@ -17,6 +17,7 @@ pub mod plugin_build;
 mod stdio;
 mod store;
 pub mod units;
+mod untrusted;
 
 pub use cache::CacheOutcome;
 pub use determinism::CallContext;

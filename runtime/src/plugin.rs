@@ -10,6 +10,7 @@ use crate::engine::EPOCH_TICK;
 use crate::error::{HostError, PluginIdentity};
 use crate::limits::PluginLimits;
 use crate::store::StoreData;
+use crate::untrusted;
 use arrow::record_batch::RecordBatch;
 use std::sync::Arc;
 use wasmtime::{Engine, Store, Trap};
@@ -197,7 +198,7 @@ impl PluginInstance {
                 if !seen.insert(stream.name.clone()) {
                     return Err(invalid("the port was returned twice".into()));
                 }
-                let (actual, batches) = ipc::decode_stream(stream.ipc)
+                let (actual, batches) = untrusted::decode_stream(stream.ipc)
                     .map_err(|e| invalid(format!("not a valid Arrow IPC stream: {e}")))?;
                 if let Some(declared) = &port.schema {
                     schema::check_output_fits(declared, &actual).map_err(invalid)?;
