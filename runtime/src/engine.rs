@@ -42,7 +42,8 @@ pub struct PluginEngine {
     pub(crate) engine: Engine,
     pub(crate) linker: Arc<Linker<StoreData>>,
     cache_dir: Option<PathBuf>,
-    ticker: EpochTicker,
+    /// Stops (and joins) the epoch thread when the engine is dropped.
+    _ticker: EpochTicker,
 }
 
 impl PluginEngine {
@@ -73,7 +74,7 @@ impl PluginEngine {
             engine,
             linker: Arc::new(linker),
             cache_dir: options.cache_dir,
-            ticker,
+            _ticker: ticker,
         })
     }
 
@@ -124,11 +125,6 @@ impl PluginEngine {
     /// The directory compiled plugins are cached in, if any.
     pub fn cache_dir(&self) -> Option<&Path> {
         self.cache_dir.as_deref()
-    }
-
-    /// Whether the epoch ticker is running (it stops when the engine is dropped).
-    pub fn ticking(&self) -> bool {
-        !self.ticker.stop.load(Ordering::Relaxed)
     }
 }
 
