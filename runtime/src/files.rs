@@ -101,7 +101,7 @@ pub fn read_batch(path: &Path, schema: Option<&SchemaRef>) -> Result<RecordBatch
     let (file_schema, batches) = match Format::of(path)? {
         Format::Jsonl => match schema.and_then(|s| raw_column(s)) {
             Some(column) => return read_raw_lines(path, file, &column),
-            None => read_json(file, schema).map_err(|e| decode(e.to_string()))?,
+            None => read_json(path, file, schema).map_err(decode)?,
         },
         Format::Arrow => read_arrow(file).map_err(decode)?,
         Format::Parquet => {
@@ -144,23 +144,73 @@ fn read_raw_lines(path: &Path, file: File, column: &str) -> Result<RecordBatch, 
     })
 }
 
+/// Decodes JSON lines with the port's schema, or one inferred from the file.
+/// Errors name the first bad line.
 fn read_json(
+    path: &Path,
     mut file: File,
     schema: Option<&SchemaRef>,
-) -> Result<(SchemaRef, Vec<RecordBatch>), arrow::error::ArrowError> {
+) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
     let schema = match schema {
         Some(schema) => schema.clone(),
         None => {
-            let (inferred, _) = arrow::json::reader::infer_json_schema_from_seekable(
+            let inferred = arrow::json::reader::infer_json_schema_from_seekable(
                 BufReader::new(&mut file),
                 None,
-            )?;
-            file.rewind()?;
-            Arc::new(inferred)
+            )
+            .map_err(|e| locate_bad_line(path, None, e))?;
+            file.rewind().map_err(|e| e.to_string())?;
+            Arc::new(inferred.0)
         }
     };
-    let reader = arrow::json::ReaderBuilder::new(schema.clone()).build(BufReader::new(file))?;
-    Ok((schema, reader.collect::<Result<Vec<_>, _>>()?))
+    arrow::json::ReaderBuilder::new(schema.clone())
+        .build(BufReader::new(file))
+        .and_then(|reader| reader.collect::<Result<Vec<_>, _>>())
+        .map(|batches| (schema.clone(), batches))
+        .map_err(|e| locate_bad_line(path, Some(&schema), e))
+}
+
+/// Turns a JSON decoding error for a whole file into one naming the first bad
+/// line (1-based), by decoding the lines one at a time. Only runs on failure.
+fn locate_bad_line(
+    path: &Path,
+    schema: Option<&SchemaRef>,
+    error: arrow::error::ArrowError,
+) -> String {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return error.to_string();
+    };
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let problem = match schema {
+            Some(schema) => arrow::json::ReaderBuilder::new(schema.clone())
+                .build(line.as_bytes())
+                .and_then(|reader| reader.collect::<Result<Vec<_>, _>>())
+                .err()
+                .map(|e| e.to_string()),
+            None => serde_json::from_str::<serde_json::Value>(line)
+                .err()
+                .map(|e| {
+                    let message = e.to_string();
+                    let message = message
+                        .split(" at line ")
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    format!("not valid JSON at column {}: {message}", e.column())
+                }),
+        };
+        if let Some(problem) = problem {
+            return format!(
+                "line {}: {}",
+                index + 1,
+                problem.trim_start_matches("Json error: ")
+            );
+        }
+    }
+    error.to_string()
 }
 
 fn read_arrow(mut file: File) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
@@ -292,6 +342,22 @@ mod tests {
             batch.schema().field_with_name("id").unwrap().data_type(),
             &DataType::Int64
         );
+    }
+
+    #[test]
+    fn json_errors_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orders.jsonl");
+        std::fs::write(&path, "{\"id\":1}\n\n{\"id\": }\n{\"id\":3}\n").unwrap();
+        let err = read_batch(&path, None).unwrap_err().to_string();
+        assert!(
+            err.contains("orders.jsonl: line 3: not valid JSON"),
+            "{err}"
+        );
+        std::fs::write(&path, "{\"id\":1}\n{\"id\":\"two\"}\n").unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+        let err = read_batch(&path, Some(&schema)).unwrap_err().to_string();
+        assert!(err.contains("orders.jsonl: line 2: "), "{err}");
     }
 
     #[test]

@@ -15,16 +15,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let manifest = args.path.join("Cargo.toml");
+    let path = args.path.canonicalize().unwrap_or(args.path);
+    let manifest = path.join("Cargo.toml");
     if !manifest.is_file() {
         anyhow::bail!(
             "{} has no Cargo.toml: pass the plugin crate's directory",
-            args.path.display()
+            path.display()
         );
     }
-    let target_dir = args.target_dir.unwrap_or_else(|| args.path.join("target"));
+    let target_dir = args.target_dir.unwrap_or_else(|| path.join("target"));
     let built = plugin_build::build_plugins(&manifest, &[], &target_dir)
-        .with_context(|| format!("building {}", args.path.display()))?;
+        .with_context(|| format!("building {}", path.display()))?;
     for plugin in built {
         let size = std::fs::metadata(&plugin.wasm)
             .map(|m| m.len())
