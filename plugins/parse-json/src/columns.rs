@@ -334,29 +334,28 @@ mod tests {
     use weir_sdk::arrow_array::Array;
     use weir_sdk::arrow_array::cast::AsArray;
 
+    /// Appends one element `{"s": text}` to a list-of-structs column, without
+    /// closing the list value.
+    fn push_element(list: &mut Column, text: &str) {
+        let Column::List { child, .. } = list else {
+            unreachable!("a list column")
+        };
+        let Column::Struct { children, .. } = child.as_mut() else {
+            unreachable!("a struct child")
+        };
+        children[0].push_str(text).unwrap();
+        child.close_value();
+    }
+
     #[test]
     fn truncation_rolls_back_nested_values() {
         let item = ValueType::Struct(vec![FieldSpec::new("s".into(), ValueType::String, false)]);
         let mut column = Column::new(&ValueType::List(Box::new(item), true), 4);
         // Row 0: [{"s":"a"}]
-        let Column::List { child, .. } = &mut column else {
-            unreachable!()
-        };
-        let Column::Struct { children, .. } = child.as_mut() else {
-            unreachable!()
-        };
-        children[0].push_str("a").unwrap();
-        child.close_value();
+        push_element(&mut column, "a");
         column.close_value();
         // Row 1, abandoned half-way: [{"s":"bb"}, ...
-        let Column::List { child, .. } = &mut column else {
-            unreachable!()
-        };
-        let Column::Struct { children, .. } = child.as_mut() else {
-            unreachable!()
-        };
-        children[0].push_str("bb").unwrap();
-        child.close_value();
+        push_element(&mut column, "bb");
         column.truncate(1);
         column.push_null();
         let array = column.finish();
