@@ -184,6 +184,7 @@ fn garbage_output_is_an_output_validation_error() {
             "column `result` has type Int64, expected Utf8",
         ),
         ("undeclared-port", "the port is not declared"),
+        ("duplicate-port", "the port was returned twice"),
     ];
     for (action, expected) in cases {
         let error = call(&mut plugin, action, "").unwrap_err();
@@ -197,7 +198,7 @@ fn garbage_output_is_an_output_validation_error() {
         assert_names_plugin(&error);
         assert_serves_next_call(&mut plugin);
     }
-    assert_eq!(plugin.restarts(), 3);
+    assert_eq!(plugin.restarts(), 4);
 }
 
 #[test]
@@ -304,4 +305,66 @@ fn many_failures_do_not_exhaust_the_instance_pool() {
         assert!(call(&mut plugin, "panic", "").is_err());
     }
     assert_serves_next_call(&mut plugin);
+}
+
+/// The SDK's checks on the plugin side of the boundary, as they run in wasm:
+/// inputs that are not Arrow IPC, miss a declared column or name no port are
+/// typed bad-input errors naming the input, and the instance stays alive.
+#[test]
+fn the_sdk_rejects_bad_inputs_inside_the_sandbox() {
+    let config = r#"{"fields": [{"name": "id", "type": "string"}]}"#;
+    let mut parser = load("parse-json")
+        .instantiate(config, PluginLimits::default())
+        .unwrap();
+    let context = CallContext::default();
+    let bad_input = |error: HostError| match error {
+        HostError::Plugin { error, .. } => {
+            assert_eq!(error.kind, weir_sdk::ErrorKind::BadInput, "{error}");
+            (error.input.unwrap_or_default(), error.message)
+        }
+        other => panic!("expected a bad-input error, got {other}"),
+    };
+
+    let error = parser
+        .process_ipc(vec![("in".into(), b"junk".to_vec())], context)
+        .unwrap_err();
+    let (input, message) = bad_input(error);
+    assert_eq!(input, "in");
+    assert!(
+        message.starts_with("not a valid Arrow IPC stream"),
+        "{message}"
+    );
+
+    let wrong_column =
+        RecordBatch::try_from_iter([("payload", Arc::new(StringArray::from(vec!["{}"])) as _)])
+            .unwrap();
+    let (input, message) = bad_input(
+        parser
+            .process(&[("in".into(), wrong_column.clone())], context)
+            .unwrap_err(),
+    );
+    assert_eq!(input, "in");
+    assert_eq!(message, "column `value` (Binary) is missing");
+
+    let (input, message) = bad_input(
+        parser
+            .process(&[("orders".into(), wrong_column)], context)
+            .unwrap_err(),
+    );
+    assert_eq!(input, "orders");
+    assert!(
+        message.contains("no input port called `orders`"),
+        "{message}"
+    );
+
+    let good = RecordBatch::try_from_iter([(
+        "value",
+        Arc::new(arrow::array::BinaryArray::from_vec(vec![br#"{"id":"a"}"#])) as _,
+    )])
+    .unwrap();
+    let outputs = parser
+        .process(&[("in".into(), good)], context)
+        .expect("the instance still works");
+    assert_eq!(outputs[0].1.num_rows(), 1);
+    assert_eq!(parser.restarts(), 0);
 }

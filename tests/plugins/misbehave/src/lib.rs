@@ -177,6 +177,11 @@ mod guest {
                         ipc: ipc::encode_stream(&schema, &[batch]).unwrap(),
                     }]);
                 }
+                "duplicate-port" => {
+                    let mut streams = answer("first".into());
+                    streams.extend(answer("second".into()));
+                    return Ok(streams);
+                }
                 "undeclared-port" => {
                     let mut streams = answer("x".into());
                     streams[0].name = "sideways".into();
