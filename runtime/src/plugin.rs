@@ -134,7 +134,7 @@ impl PluginInstance {
         let streams = inputs
             .iter()
             .map(|(port, batch)| {
-                ipc::encode_stream(batch.schema_ref(), std::slice::from_ref(batch))
+                ipc::encode_batch(batch)
                     .map(|bytes| (port.clone(), bytes))
                     .map_err(|e| HostError::InvalidInput {
                         plugin: self.identity().clone(),
@@ -198,16 +198,11 @@ impl PluginInstance {
                 if !seen.insert(stream.name.clone()) {
                     return Err(invalid("the port was returned twice".into()));
                 }
-                let (actual, batches) = untrusted::decode_stream(stream.ipc)
+                let batch = untrusted::decode_batch(stream.ipc)
                     .map_err(|e| invalid(format!("not a valid Arrow IPC stream: {e}")))?;
                 if let Some(declared) = &port.schema {
-                    schema::check_output_fits(declared, &actual).map_err(invalid)?;
+                    schema::check_output_fits(declared, batch.schema_ref()).map_err(invalid)?;
                 }
-                let batch = match batches.len() {
-                    1 => batches.into_iter().next().expect("one batch"),
-                    _ => arrow::compute::concat_batches(&actual, &batches)
-                        .map_err(|e| invalid(e.to_string()))?,
-                };
                 Ok((stream.name.clone(), batch))
             })
             .collect()

@@ -19,9 +19,9 @@ fn contain_panics<T>(decode: impl FnOnce() -> Result<T, String>) -> Result<T, St
     })
 }
 
-/// Decodes an Arrow IPC stream a plugin returned.
-pub fn decode_stream(bytes: Vec<u8>) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
-    contain_panics(|| ipc::decode_stream(bytes).map_err(|e| e.to_string()))
+/// Decodes an Arrow IPC stream a plugin returned, as one batch.
+pub fn decode_batch(bytes: Vec<u8>) -> Result<RecordBatch, String> {
+    contain_panics(|| ipc::decode_batch(bytes).map_err(|e| e.to_string()))
 }
 
 /// Decodes a port schema a plugin declared.
@@ -44,7 +44,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error() {
-        assert!(decode_stream(b"\xff\xff\xff\xff\x10\x00\x00\x00garbage".to_vec()).is_err());
+        assert!(decode_batch(b"\xff\xff\xff\xff\x10\x00\x00\x00garbage".to_vec()).is_err());
         assert!(decode_schema(Vec::new()).is_err());
     }
 }

@@ -4,7 +4,6 @@
 //! here, so a plugin behaves the same in `cargo test` and in the sandbox.
 
 use crate::{Inputs, Plugin, PluginError, Ports, ipc, schema};
-use arrow_select::concat::concat_batches;
 
 /// An Arrow IPC stream with its port name, as it crosses the boundary.
 pub type NamedIpc = (String, Vec<u8>);
@@ -25,7 +24,7 @@ pub fn process_ipc<P: Plugin>(
 ) -> Result<Vec<NamedIpc>, PluginError> {
     let mut inputs = Inputs::new();
     for (name, bytes) in streams {
-        let (stream_schema, batches) = ipc::decode_stream(bytes).map_err(|e| {
+        let batch = ipc::decode_batch(bytes).map_err(|e| {
             PluginError::bad_input(&name, format!("not a valid Arrow IPC stream: {e}"))
         })?;
         let port = ports.input(&name).ok_or_else(|| {
@@ -36,13 +35,9 @@ pub fn process_ipc<P: Plugin>(
             )
         })?;
         if let Some(declared) = &port.schema {
-            schema::check_input_fits(declared, &stream_schema)
+            schema::check_input_fits(declared, batch.schema_ref())
                 .map_err(|problem| PluginError::bad_input(&name, problem))?;
         }
-        let batch = match batches.len() {
-            1 => batches.into_iter().next().expect("one batch"),
-            _ => concat_batches(&stream_schema, &batches)?,
-        };
         inputs = inputs.with(name, batch);
     }
     let outputs = plugin.process(&inputs)?;
@@ -50,7 +45,7 @@ pub fn process_ipc<P: Plugin>(
         .into_vec()
         .into_iter()
         .map(|(name, batch)| {
-            let bytes = ipc::encode_stream(batch.schema_ref(), std::slice::from_ref(&batch))?;
+            let bytes = ipc::encode_batch(&batch)?;
             Ok((name, bytes))
         })
         .collect()

@@ -42,6 +42,21 @@ pub fn encode_stream(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>
     writer.into_inner()
 }
 
+/// Encodes one batch as an Arrow IPC stream.
+pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+    encode_stream(batch.schema_ref(), std::slice::from_ref(batch))
+}
+
+/// Decodes an Arrow IPC stream into one batch: its only batch as is, several
+/// concatenated, none as an empty batch of the stream's schema.
+pub fn decode_batch(bytes: Vec<u8>) -> Result<RecordBatch, ArrowError> {
+    let (schema, batches) = decode_stream(bytes)?;
+    match <[RecordBatch; 1]>::try_from(batches) {
+        Ok([batch]) => Ok(batch),
+        Err(batches) => arrow_select::concat::concat_batches(&schema, &batches),
+    }
+}
+
 /// Encodes a schema alone (an IPC stream with no batches), as ports declare it.
 pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>, ArrowError> {
     encode_stream(schema, &[])
@@ -97,6 +112,16 @@ mod tests {
             bytes.capacity()
         );
         assert_eq!(decode_stream(bytes).unwrap().1[0], big.slice(10, 1));
+    }
+
+    #[test]
+    fn decodes_any_number_of_batches_as_one() {
+        let batch = sample();
+        let two = encode_stream(&batch.schema(), &[batch.clone(), batch.clone()]).unwrap();
+        assert_eq!(decode_batch(two).unwrap().num_rows(), 6);
+        let none = decode_batch(encode_schema(&batch.schema()).unwrap()).unwrap();
+        assert_eq!((none.num_rows(), none.schema()), (0, batch.schema()));
+        assert_eq!(decode_batch(encode_batch(&batch).unwrap()).unwrap(), batch);
     }
 
     #[test]

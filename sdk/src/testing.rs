@@ -47,18 +47,12 @@ impl<P: Plugin> Harness<P> {
     pub fn run(&mut self, inputs: Inputs) -> Result<Outputs, PluginError> {
         let streams = inputs
             .iter()
-            .map(|input| {
-                let batch = input.batch();
-                Ok((
-                    input.name().to_string(),
-                    ipc::encode_stream(batch.schema_ref(), std::slice::from_ref(batch))?,
-                ))
-            })
+            .map(|input| Ok((input.name().to_string(), ipc::encode_batch(input.batch())?)))
             .collect::<Result<Vec<_>, PluginError>>()?;
         let mut outputs = Outputs::new();
-        for (name, bytes) in self.run_ipc(streams)? {
-            let (out_schema, batches) = ipc::decode_stream(bytes)?;
-            let batch = arrow_select::concat::concat_batches(&out_schema, &batches)?;
+        for (name, bytes) in guest::process_ipc(&mut self.plugin, &self.ports, streams)? {
+            let batch = ipc::decode_batch(bytes)?;
+            self.check_output(&name, batch.schema_ref())?;
             outputs = outputs.with(name, batch);
         }
         Ok(outputs)
@@ -68,21 +62,25 @@ impl<P: Plugin> Harness<P> {
     pub fn run_ipc(&mut self, streams: Vec<NamedIpc>) -> Result<Vec<NamedIpc>, PluginError> {
         let outputs = guest::process_ipc(&mut self.plugin, &self.ports, streams)?;
         for (name, bytes) in &outputs {
-            let port = self.ports.output(name).ok_or_else(|| {
-                PluginError::internal(format!(
-                    "the plugin returned output `{name}`, which it does not declare"
-                ))
-            })?;
-            if let Some(declared) = &port.schema {
-                let (actual, _) = ipc::decode_stream(bytes.clone())?;
-                schema::check_output_fits(declared, &actual).map_err(|problem| {
-                    PluginError::internal(format!(
-                        "output `{name}` does not fit its port: {problem}"
-                    ))
-                })?;
-            }
+            let (actual, _) = ipc::decode_stream(bytes.clone())?;
+            self.check_output(name, &actual)?;
         }
         Ok(outputs)
+    }
+
+    /// Checks that output `name` is declared and fits its port, as the host does.
+    fn check_output(&self, name: &str, actual: &Schema) -> Result<(), PluginError> {
+        let port = self.ports.output(name).ok_or_else(|| {
+            PluginError::internal(format!(
+                "the plugin returned output `{name}`, which it does not declare"
+            ))
+        })?;
+        match &port.schema {
+            Some(declared) => schema::check_output_fits(declared, actual).map_err(|problem| {
+                PluginError::internal(format!("output `{name}` does not fit its port: {problem}"))
+            }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -88,10 +88,7 @@ fn wasm_pass(instance: &mut PluginInstance, batches: &[RecordBatch]) {
 
 fn native_pass<P: Plugin>(harness: &mut Harness<P>, batches: &[RecordBatch]) {
     for batch in batches {
-        let streams = vec![(
-            "in".to_string(),
-            ipc::encode_stream(batch.schema_ref(), std::slice::from_ref(batch)).unwrap(),
-        )];
+        let streams = vec![("in".to_string(), ipc::encode_batch(batch).unwrap())];
         let outputs = harness.run_ipc(streams).expect("native process");
         let decoded: Vec<_> = outputs
             .into_iter()
@@ -219,11 +216,7 @@ fn main() {
     let copied = measure::<filter_paid::FilterPaid>("filter-paid", keep_all, &wide, runs);
     let bytes: usize = wide
         .iter()
-        .map(|b| {
-            2 * ipc::encode_stream(b.schema_ref(), std::slice::from_ref(b))
-                .unwrap()
-                .len()
-        })
+        .map(|b| 2 * ipc::encode_batch(b).unwrap().len())
         .sum();
     let extra = (copied.wasm.as_secs_f64() - copied.native.as_secs_f64()).max(1e-9);
     println!(
