@@ -8,7 +8,7 @@ mod plugin_build;
 
 use std::path::{Path, PathBuf};
 
-const PLUGINS: [&str; 3] = ["parse-json", "filter-paid", "misbehave"];
+const PLUGINS: [&str; 4] = ["parse-json", "filter-paid", "aggregate", "misbehave"];
 
 fn main() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -7,13 +7,18 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod delta;
+pub mod demo;
 pub mod determinism;
 pub mod engine;
 pub mod error;
 pub mod files;
+pub mod kafka;
 pub mod limits;
+pub mod pipeline;
 pub mod plugin;
 pub mod plugin_build;
+pub mod run;
 mod stdio;
 mod store;
 pub mod units;

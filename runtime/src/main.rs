@@ -10,7 +10,13 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if args.verbose { "debug" } else { "info" })
+        // Weir's own progress at info; the libraries' chatter (deltalake's
+        // kernel logs every snapshot at info) only when it is a warning.
+        tracing_subscriber::EnvFilter::new(if args.verbose {
+            "info,weir=debug,weir_runtime=debug"
+        } else {
+            "warn,weir=info,weir_runtime=info"
+        })
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

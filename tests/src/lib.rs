@@ -2,6 +2,8 @@
 //! freshly built plugin components are, a shared engine, golden-file helpers,
 //! and the `weir` binary.
 
+pub mod orders;
+
 use arrow::array::RecordBatch;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -12,6 +14,7 @@ pub fn wasm_path(plugin: &str) -> PathBuf {
     PathBuf::from(match plugin {
         "parse-json" => env!("WEIR_WASM_PARSE_JSON"),
         "filter-paid" => env!("WEIR_WASM_FILTER_PAID"),
+        "aggregate" => env!("WEIR_WASM_AGGREGATE"),
         "misbehave" => env!("WEIR_WASM_MISBEHAVE"),
         other => panic!("no test component called {other}"),
     })

@@ -1,5 +1,8 @@
 //! Command-line interface: the command tree and dispatch to one module per command.
 
+mod demo;
+mod pipeline_run;
+mod pipeline_validate;
 mod plugin_build;
 mod plugin_inspect;
 mod plugin_new;
@@ -21,9 +24,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the pipelines of a pipeline file (until SIGINT/SIGTERM, or --once).
+    Run(pipeline_run::Args),
+    /// Check a pipeline file (plugins, configs, schemas, tables) without running it.
+    Validate(pipeline_validate::Args),
     /// Work with plugins: inspect, run on local files, scaffold, build.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Produce demo data and run a scenario end to end (no Kafka needed).
+    Demo(demo::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,10 +50,25 @@ enum PluginCommand {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) => pipeline_run::run(args),
+        Command::Validate(args) => pipeline_validate::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::run(args),
         Command::Plugin(PluginCommand::Run(args)) => plugin_run::run(args),
         Command::Plugin(PluginCommand::New(args)) => plugin_new::run(args),
         Command::Plugin(PluginCommand::Build(args)) => plugin_build::run(args),
+    }
+}
+
+/// The multi-threaded runtime pipelines run on.
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Prints every problem of a pipeline file, one per line, to stderr.
+fn print_problems(problems: &[weir_runtime::pipeline::Problem]) {
+    for problem in problems {
+        eprintln!("  - {problem}");
     }
 }
 

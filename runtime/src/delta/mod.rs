@@ -1,0 +1,73 @@
+//! Delta Lake I/O for pipelines: opening and creating tables from a port's
+//! schema, checking a stream's schema fits a table, append and merge sinks
+//! that commit an epoch together with its application transaction and source
+//! positions, reading the rows new table versions added (the Delta source),
+//! and the dead-letter table.
+
+pub mod commit_info;
+pub mod dead_letters;
+pub mod query;
+pub mod sink;
+pub mod source;
+pub mod table;
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong talking to a Delta table. Every variant names the table.
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    /// The path cannot be turned into a table URL.
+    #[error("{table}: not a usable table location: {reason}")]
+    Location {
+        /// The table directory.
+        table: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// deltalake failed.
+    #[error("{table}: {operation} failed: {source}")]
+    Delta {
+        /// The table directory.
+        table: PathBuf,
+        /// What was being done (`open`, `append`, `merge`, ...).
+        operation: &'static str,
+        /// deltalake's error.
+        #[source]
+        source: deltalake::DeltaTableError,
+    },
+    /// A query over the table failed (DataFusion).
+    #[error("{table}: {operation} failed: {source}")]
+    Query {
+        /// The table directory.
+        table: PathBuf,
+        /// What was being done.
+        operation: &'static str,
+        /// DataFusion's error.
+        #[source]
+        source: deltalake::datafusion::error::DataFusionError,
+    },
+    /// A stream's schema does not fit the table.
+    #[error("{table}: {reason}")]
+    Schema {
+        /// The table directory.
+        table: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// The table is missing where one is required.
+    #[error("{table}: not a Delta table (no _delta_log)")]
+    Missing {
+        /// The table directory.
+        table: PathBuf,
+    },
+    /// A commit's Weir metadata cannot be read.
+    #[error("{table}: version {version}: unreadable Weir commit metadata: {reason}")]
+    CommitInfo {
+        /// The table directory.
+        table: PathBuf,
+        /// The table version.
+        version: u64,
+        /// Why.
+        reason: String,
+    },
+}

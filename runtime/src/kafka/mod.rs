@@ -1,0 +1,66 @@
+//! Kafka I/O for pipelines: client configuration (with secrets kept out of
+//! logs), turning messages into Arrow batches, and the consumer-group source
+//! that forms epochs, seeks to the positions the sinks recorded, replays an
+//! exact offset range, and commits group offsets for lag tools.
+
+pub mod client;
+pub mod producer;
+pub mod records;
+pub mod source;
+
+/// Everything that can go wrong talking to Kafka. Variants name the brokers or topic.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// The client could not be created from the settings.
+    #[error("invalid Kafka client settings: {0}")]
+    Config(#[source] rdkafka::error::KafkaError),
+    /// The brokers did not answer in time.
+    #[error("cannot reach Kafka at {brokers} within {seconds}s: {reason}")]
+    Unreachable {
+        /// `bootstrap.servers`.
+        brokers: String,
+        /// The timeout.
+        seconds: u64,
+        /// librdkafka's last error.
+        reason: String,
+    },
+    /// A subscribed topic does not exist.
+    #[error("topic `{topic}` does not exist on {brokers} (topics are not auto-created; create it first)")]
+    MissingTopic {
+        /// The topic.
+        topic: String,
+        /// `bootstrap.servers`.
+        brokers: String,
+    },
+    /// The broker refused to create a topic.
+    #[error("cannot create topic `{topic}`: {code}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's error code.
+        code: rdkafka::types::RDKafkaErrorCode,
+    },
+    /// Consuming, seeking or committing failed.
+    #[error("Kafka {operation} failed: {source}")]
+    Client {
+        /// What was being done.
+        operation: &'static str,
+        /// librdkafka's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A replayed range could not be read back completely.
+    #[error("cannot replay {topic}[{partition}] offsets {start}..{end}: {reason}")]
+    Replay {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// First offset.
+        start: i64,
+        /// One past the last offset.
+        end: i64,
+        /// Why.
+        reason: String,
+    },
+}

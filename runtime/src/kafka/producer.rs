@@ -1,0 +1,89 @@
+//! Producing to Kafka and creating topics, for `weir demo` and tests: a
+//! producer that sends a batch of keyed messages and waits until every one is
+//! acknowledged by all replicas, and topic creation through the admin API.
+//!
+//! The producer is deliberately not idempotent: tansu 0.6 answers ListOffsets
+//! with a wrong high watermark for partitions written by idempotent producers
+//! (1 instead of the next offset), which would end `weir run --once` early.
+
+use super::KafkaError;
+use crate::pipeline::spec::KafkaConnection;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
+use std::time::Duration;
+
+/// Creates `topic` with `partitions` partitions unless it exists.
+pub async fn ensure_topic(connection: &KafkaConnection, topic: &str, partitions: i32) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = super::client::consumer_config(connection, None, "earliest")
+        .create()
+        .map_err(KafkaError::Config)?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(Timeout::After(connection.connect_timeout)));
+    let results = admin
+        .create_topics([&new], &options)
+        .await
+        .map_err(|source| KafkaError::Client {
+            operation: "create topic",
+            source,
+        })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(KafkaError::CreateTopic { topic, code }),
+        }
+    }
+    Ok(())
+}
+
+/// Sends `messages` (key, value) to `topic` and waits for every acknowledgement.
+pub async fn produce(
+    connection: &KafkaConnection,
+    topic: &str,
+    messages: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+) -> Result<usize, KafkaError> {
+    let mut config = rdkafka::ClientConfig::new();
+    config
+        .set("bootstrap.servers", &connection.brokers)
+        .set("enable.idempotence", "false")
+        .set("acks", "all")
+        .set("max.in.flight.requests.per.connection", "1")
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000");
+    for (key, value) in &connection.properties {
+        config.set(key, value);
+    }
+    let producer: FutureProducer = config.create().map_err(KafkaError::Config)?;
+    let mut pending = futures::stream::FuturesOrdered::new();
+    let mut sent = 0usize;
+    use futures::StreamExt;
+    for (key, value) in messages {
+        let producer = producer.clone();
+        let topic = topic.to_string();
+        pending.push_back(async move {
+            producer
+                .send(FutureRecord::to(&topic).key(&key).payload(&value), Duration::from_secs(30))
+                .await
+                .map(|_| ())
+                .map_err(|(source, _)| KafkaError::Client {
+                    operation: "produce",
+                    source,
+                })
+        });
+        // Bound the in-flight futures so memory stays flat for large counts.
+        if pending.len() >= 10_000 {
+            if let Some(result) = pending.next().await {
+                result?;
+                sent += 1;
+            }
+        }
+    }
+    while let Some(result) = pending.next().await {
+        result?;
+        sent += 1;
+    }
+    Ok(sent)
+}

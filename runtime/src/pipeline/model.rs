@@ -1,0 +1,155 @@
+//! A pipeline file after loading: names checked, references resolved, paths
+//! made absolute, plugin configs turned into the JSON `configure` receives.
+//! This is what validation checks and what `weir run` executes.
+
+use super::spec::{
+    BatchPolicy, DedupeSpec, DeltaStart, KafkaConnection, KafkaStart, MergeSpec, SinkMode,
+};
+use crate::limits::PluginLimits;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every pipeline of one file; they run together in one `weir run` process.
+#[derive(Debug, Clone)]
+pub struct PipelineFile {
+    /// The file they were read from.
+    pub path: PathBuf,
+    /// Root of the per-pipeline checkpoint directories.
+    pub checkpoint_dir: PathBuf,
+    /// In file order.
+    pub pipelines: Vec<Pipeline>,
+}
+
+/// One source, a chain (or fan-out) of plugin stages, and Delta sinks.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// Unique in the file.
+    pub name: String,
+    /// Where records come from.
+    pub source: Source,
+    /// How records are grouped into epochs.
+    pub batch: BatchPolicy,
+    /// Where rejected and undecodable records go.
+    pub dead_letters: PathBuf,
+    /// In file order; a stage's input is the source or an earlier stage.
+    pub stages: Vec<Stage>,
+    /// Each fed by one stage output port.
+    pub sinks: Vec<Sink>,
+}
+
+/// A resolved source.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Kafka topics read in a consumer group.
+    Kafka {
+        /// Topics to subscribe to.
+        topics: Vec<String>,
+        /// The consumer group.
+        group_id: String,
+        /// Where to begin without any recorded position.
+        start: KafkaStart,
+        /// Brokers and client properties.
+        connection: KafkaConnection,
+    },
+    /// New versions of a Delta table.
+    Delta {
+        /// The table's directory.
+        table: PathBuf,
+        /// Where to begin without any recorded position.
+        start: DeltaStart,
+        /// How often to look for new versions.
+        poll_interval: Duration,
+    },
+}
+
+impl Source {
+    /// `kafka topics a, b` or `delta table /x/y`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Kafka { topics, .. } => format!("kafka topics {}", topics.join(", ")),
+            Source::Delta { table, .. } => format!("delta table {}", table.display()),
+        }
+    }
+}
+
+/// What feeds a stage input or a sink.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PortRef {
+    /// The pipeline's source batch.
+    Source,
+    /// Output `port` of the stage at index `stage`.
+    Stage {
+        /// Index into [`Pipeline::stages`].
+        stage: usize,
+        /// The output port's name.
+        port: String,
+    },
+}
+
+/// A plugin stage.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// Unique in the pipeline.
+    pub name: String,
+    /// The `.wasm` component.
+    pub plugin: PathBuf,
+    /// What feeds its input port.
+    pub input: PortRef,
+    /// The config passed to `configure`, as JSON.
+    pub config_json: String,
+    /// Memory cap and time budget.
+    pub limits: PluginLimits,
+    /// Cross-batch dedupe of `out`, if configured.
+    pub dedupe: Option<DedupeSpec>,
+}
+
+/// A Delta sink.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    /// Unique in the pipeline.
+    pub name: String,
+    /// The stage output it writes.
+    pub from: PortRef,
+    /// The table's directory.
+    pub table: PathBuf,
+    /// Append or merge.
+    pub mode: SinkMode,
+    /// Merge rules (present exactly when `mode` is merge).
+    pub merge: Option<MergeSpec>,
+    /// Partition columns for a new table.
+    pub partition_by: Vec<String>,
+    /// Table properties for a new table.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Pipeline {
+    /// `source` or `STAGE.PORT`, as written in files.
+    pub fn port_name(&self, port: &PortRef) -> String {
+        match port {
+            PortRef::Source => "source".into(),
+            PortRef::Stage { stage, port } => format!("{}.{port}", self.stages[*stage].name),
+        }
+    }
+
+    /// The Delta application id under which `sink`'s commits record epochs.
+    pub fn app_id(&self, sink: &str) -> String {
+        format!("weir:{}:{sink}", self.name)
+    }
+}
+
+/// One thing wrong with a pipeline file, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `pipeline "bronze" > stage "parse"`, or a key path.
+    pub location: String,
+    /// What is wrong, and what would be right.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}

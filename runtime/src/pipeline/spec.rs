@@ -1,0 +1,304 @@
+//! The pipeline file's format: serde structs mirroring the TOML, one per
+//! table, every one with `deny_unknown_fields`. Paths are as written (they are
+//! resolved against the file's directory in [`super::load`]); nothing here
+//! touches the disk, Kafka or a plugin.
+
+use crate::limits::PluginLimits;
+use crate::units::serde_human;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The top level of a pipeline file, without its `[[pipeline]]` tables (each of
+/// those is read separately so one bad pipeline does not hide another's errors).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// Where epoch plans and per-epoch state are kept, one subdirectory per pipeline.
+    pub checkpoint_dir: PathBuf,
+    /// The dead-letter Delta table for pipelines that do not name their own.
+    #[serde(default)]
+    pub dead_letters: Option<PathBuf>,
+    /// The Kafka connection shared by every Kafka source.
+    #[serde(default)]
+    pub kafka: Option<KafkaConnection>,
+}
+
+/// How to reach a Kafka cluster.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConnection {
+    /// `host:port[,host:port...]`, librdkafka's `bootstrap.servers`.
+    pub brokers: String,
+    /// Extra librdkafka client properties (`security.protocol`,
+    /// `sasl.username`, `sasl.password`, ...). Values of secret-looking keys
+    /// are never printed.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// How long to wait for the cluster before giving up at start.
+    #[serde(default = "default_connect_timeout", with = "human_duration")]
+    pub connect_timeout: Duration,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Whether a client property holds a secret that must not be logged.
+pub fn is_secret_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token", "jaas", "private", ".key.pem", "credentials"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+impl fmt::Debug for KafkaConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(key, value)| {
+                let shown = if is_secret_property(key) { "***" } else { value.as_str() };
+                (key.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaConnection")
+            .field("brokers", &self.brokers)
+            .field("properties", &properties)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// One `[[pipeline]]` without its `[[pipeline.stage]]` and `[[pipeline.sink]]` tables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineHeader {
+    /// Unique within the file; names the checkpoint subdirectory and the
+    /// Delta application ids of this pipeline's sinks.
+    pub name: String,
+    /// Where records come from.
+    pub source: SourceSpec,
+    /// How records are grouped into epochs.
+    #[serde(default)]
+    pub batch: BatchPolicy,
+    /// This pipeline's dead-letter table (default: the file's `dead_letters`).
+    #[serde(default)]
+    pub dead_letters: Option<PathBuf>,
+}
+
+/// A pipeline's source: exactly one of `[pipeline.source.kafka]` or `[pipeline.source.delta]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SourceSpec {
+    /// Messages from Kafka topics, read in a consumer group.
+    Kafka(KafkaSourceSpec),
+    /// The rows each new version of a Delta table adds.
+    Delta(DeltaSourceSpec),
+}
+
+/// `[pipeline.source.kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceSpec {
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// The consumer group; its committed offsets show progress to lag tools.
+    pub group_id: String,
+    /// Where to begin when neither the sinks nor the group have a position.
+    #[serde(default)]
+    pub start: KafkaStart,
+    /// Overrides the file's `[kafka]` connection for this source.
+    #[serde(default)]
+    pub connection: Option<KafkaConnection>,
+}
+
+/// `start = "earliest" | "latest"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaStart {
+    /// The oldest retained message (Spark's `startingOffsets = earliest`).
+    #[default]
+    Earliest,
+    /// Only messages produced after the pipeline first starts.
+    Latest,
+}
+
+/// `[pipeline.source.delta]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaSourceSpec {
+    /// The table's directory.
+    pub table: PathBuf,
+    /// The first version to read when the sinks have no position yet:
+    /// `"earliest"` (version 0), `"latest"` (only versions committed after
+    /// the first start) or a version number.
+    #[serde(default)]
+    pub start: DeltaStart,
+    /// How often to look for new versions while streaming.
+    #[serde(default = "default_poll_interval", with = "human_duration")]
+    pub poll_interval: Duration,
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_millis(500)
+}
+
+/// Where a Delta source begins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeltaStart {
+    /// Version 0.
+    #[default]
+    Earliest,
+    /// The first version after the one current at first start.
+    Latest,
+    /// This version (inclusive).
+    Version(u64),
+}
+
+impl<'de> Deserialize<'de> for DeltaStart {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Version(u64),
+            Word(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Version(v) => Ok(DeltaStart::Version(v)),
+            Raw::Word(word) if word == "earliest" => Ok(DeltaStart::Earliest),
+            Raw::Word(word) if word == "latest" => Ok(DeltaStart::Latest),
+            Raw::Word(word) => Err(serde::de::Error::custom(format!(
+                "`{word}` is not a start position; use \"earliest\", \"latest\" or a version number"
+            ))),
+        }
+    }
+}
+
+/// `[pipeline.batch]`: an epoch closes at whichever limit is reached first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchPolicy {
+    /// Most records per epoch.
+    pub max_records: usize,
+    /// Most bytes of message values (Kafka) or data files (Delta) per epoch.
+    #[serde(deserialize_with = "serde_human::bytes")]
+    pub max_bytes: usize,
+    /// Longest an epoch waits for more records once it has one.
+    #[serde(with = "human_duration")]
+    pub max_wait: Duration,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        BatchPolicy {
+            max_records: 16_384,
+            max_bytes: 16 * 1024 * 1024,
+            max_wait: Duration::from_millis(500),
+        }
+    }
+}
+
+/// One `[[pipeline.stage]]`: a plugin and its config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    /// Unique within the pipeline; names the stage in errors, metrics and `from`.
+    pub name: String,
+    /// The plugin's `.wasm` file.
+    pub plugin: PathBuf,
+    /// What feeds the stage's first input port: `"source"` or `"STAGE.PORT"`.
+    /// Default: the previous stage's `out` (the source for the first stage).
+    #[serde(default)]
+    pub input: Option<String>,
+    /// The plugin's config, inline (turned into JSON for `configure`).
+    #[serde(default)]
+    pub config: Option<toml::Table>,
+    /// The plugin's config as a JSON file, instead of `config`.
+    #[serde(default)]
+    pub config_file: Option<PathBuf>,
+    /// Memory cap and time budget for this plugin.
+    #[serde(default)]
+    pub limits: PluginLimits,
+    /// Host-kept dedupe of the stage's `out` across batches and restarts.
+    #[serde(default)]
+    pub dedupe: Option<DedupeSpec>,
+}
+
+/// `[pipeline.stage.dedupe]`: drop `out` rows whose key was already seen,
+/// remembering keys until the watermark passes them (Spark's
+/// `withWatermark(...).dropDuplicates(...)`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupeSpec {
+    /// Key columns.
+    pub key: Vec<String>,
+    /// The event-time column the watermark follows.
+    pub event_time: String,
+    /// How long after the newest event time a key is still remembered.
+    #[serde(with = "human_duration")]
+    pub retention: Duration,
+}
+
+/// One `[[pipeline.sink]]`: a Delta table fed by one stage output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSpec {
+    /// Unique within the pipeline; part of the sink's Delta application id.
+    pub name: String,
+    /// `"STAGE.PORT"` (default: the last stage's `out`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The table's directory; created from the port's schema if missing.
+    pub table: PathBuf,
+    /// `append` or `merge`.
+    pub mode: SinkMode,
+    /// Required for `merge`: which rows match and what happens to them.
+    #[serde(default)]
+    pub merge: Option<MergeSpec>,
+    /// Partition columns used when the table is created.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    /// Table properties used when the table is created. For merge targets
+    /// `delta.enableChangeDataFeed` defaults to `true`.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// How a sink writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkMode {
+    /// Add every row.
+    Append,
+    /// Upsert on key columns.
+    Merge,
+}
+
+/// `[pipeline.sink.merge]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeSpec {
+    /// Key columns: a target row `t` matches a source row `s` when they are equal.
+    pub on: Vec<String>,
+    /// Update matched rows only when this SQL predicate over `s` and `t` holds,
+    /// e.g. `"s.updated_at > t.updated_at"` (latest change wins).
+    #[serde(default)]
+    pub when: Option<String>,
+    /// Column → SQL expression for matched rows, e.g. `revenue = "t.revenue +
+    /// s.revenue"`. Default: every column takes the source value.
+    #[serde(default)]
+    pub update: BTreeMap<String, String>,
+}
+
+/// Serde adapter for `Duration` written as `"500ms"`.
+mod human_duration {
+    use serde::Deserializer;
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        crate::units::serde_human::duration(deserializer)
+    }
+}

@@ -1,0 +1,411 @@
+//! Everything checked before a pipeline file starts, with every problem
+//! collected: the pipelines' dependency order (a Delta source fed by another
+//! pipeline's sink), each plugin loads and accepts its config, each stage's
+//! input schema fits what feeds it, the output schemas (learnt by running
+//! each configured plugin on an empty batch of its input schema) fit the
+//! sink tables or can create them, key and partition columns exist, and merge
+//! expressions parse. Nothing is written.
+
+use super::model::{Pipeline, PipelineFile, PortRef, Problem, Source};
+use super::spec::SinkMode;
+use crate::delta::{dead_letters, table};
+use crate::determinism::CallContext;
+use crate::engine::PluginEngine;
+use crate::kafka::records;
+use crate::plugin::LoadedPlugin;
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A pipeline whose plugins are loaded and whose port schemas are known.
+#[derive(Clone)]
+pub struct PreparedPipeline {
+    /// The pipeline as declared.
+    pub spec: Pipeline,
+    /// One loaded plugin per stage, in stage order.
+    pub plugins: Vec<LoadedPlugin>,
+    /// The schema of the source and of every stage output port.
+    pub schemas: HashMap<PortRef, SchemaRef>,
+}
+
+/// A validated file: pipelines in dependency order (producers first).
+#[derive(Clone)]
+pub struct PreparedFile {
+    /// The file as loaded.
+    pub file: PipelineFile,
+    /// Producers before the pipelines that read their tables.
+    pub pipelines: Vec<PreparedPipeline>,
+}
+
+/// Checks `file` completely; returns every problem found.
+pub async fn validate(file: PipelineFile, engine: &PluginEngine) -> Result<PreparedFile, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let order = match dependency_order(&file.pipelines) {
+        Ok(order) => order,
+        Err(problem) => return Err(vec![problem]),
+    };
+    // The schema each sink table will have, by table directory, for downstream Delta sources.
+    let mut produced: HashMap<PathBuf, SchemaRef> = HashMap::new();
+    let mut prepared = Vec::new();
+    for index in order {
+        let pipeline = &file.pipelines[index];
+        if let Some(p) = check_pipeline(pipeline, engine, &mut produced, &mut problems).await {
+            prepared.push(p);
+        }
+    }
+    if problems.is_empty() {
+        Ok(PreparedFile {
+            file,
+            pipelines: prepared,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+fn same_table(a: &Path, b: &Path) -> bool {
+    let normal = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    normal(a).components().eq(normal(b).components())
+}
+
+/// Orders pipelines so a pipeline reading a table comes after the one writing it.
+fn dependency_order(pipelines: &[Pipeline]) -> Result<Vec<usize>, Problem> {
+    let producer_of = |table: &Path| {
+        pipelines
+            .iter()
+            .position(|p| p.sinks.iter().any(|s| same_table(&s.table, table)))
+    };
+    let upstream: Vec<Option<usize>> = pipelines
+        .iter()
+        .map(|p| match &p.source {
+            Source::Delta { table, .. } => producer_of(table),
+            Source::Kafka { .. } => None,
+        })
+        .collect();
+    let mut order = Vec::new();
+    let mut state = vec![0u8; pipelines.len()]; // 0 new, 1 visiting, 2 done
+    fn visit(
+        i: usize,
+        upstream: &[Option<usize>],
+        state: &mut [u8],
+        order: &mut Vec<usize>,
+        pipelines: &[Pipeline],
+    ) -> Result<(), Problem> {
+        match state[i] {
+            2 => return Ok(()),
+            1 => {
+                return Err(Problem {
+                    location: format!("pipeline \"{}\"", pipelines[i].name),
+                    message: "its source table is (indirectly) written by itself: pipelines form a cycle".into(),
+                });
+            }
+            _ => {}
+        }
+        state[i] = 1;
+        if let Some(up) = upstream[i] {
+            visit(up, upstream, state, order, pipelines)?;
+        }
+        state[i] = 2;
+        order.push(i);
+        Ok(())
+    }
+    for i in 0..pipelines.len() {
+        visit(i, &upstream, &mut state, &mut order, pipelines)?;
+    }
+    Ok(order)
+}
+
+/// The Arrow schema a Delta table written from `schema` reads back as.
+fn as_read_back(schema: &Schema) -> Result<SchemaRef, String> {
+    let delta = table::to_delta_schema(schema)?;
+    let arrow: Schema = (&delta).try_into_arrow().map_err(|e| e.to_string())?;
+    Ok(Arc::new(arrow))
+}
+
+async fn check_pipeline(
+    pipeline: &Pipeline,
+    engine: &PluginEngine,
+    produced: &mut HashMap<PathBuf, SchemaRef>,
+    problems: &mut Vec<Problem>,
+) -> Option<PreparedPipeline> {
+    let here = format!("pipeline \"{}\"", pipeline.name);
+    let mut problem = |location: String, message: String| problems.push(Problem { location, message });
+    let mut schemas: HashMap<PortRef, SchemaRef> = HashMap::new();
+
+    match &pipeline.source {
+        Source::Kafka { .. } => {
+            schemas.insert(PortRef::Source, records::schema());
+        }
+        Source::Delta { table: path, .. } => {
+            let upstream = produced
+                .iter()
+                .find(|(t, _)| same_table(t, path))
+                .map(|(_, s)| s.clone());
+            match table::open(path).await {
+                Ok(Some(existing)) => {
+                    match table::change_data_feed_enabled(path, &existing) {
+                        Ok(true) => {}
+                        Ok(false) => problem(
+                            format!("{here} > source.delta.table"),
+                            format!(
+                                "{} does not have Change Data Feed enabled, which the Delta source reads; \
+                                 set the table property delta.enableChangeDataFeed = true",
+                                path.display()
+                            ),
+                        ),
+                        Err(e) => problem(format!("{here} > source.delta.table"), e.to_string()),
+                    }
+                    match table::arrow_schema(path, &existing) {
+                        Ok(schema) => {
+                            schemas.insert(PortRef::Source, schema);
+                        }
+                        Err(e) => problem(format!("{here} > source.delta.table"), e.to_string()),
+                    }
+                }
+                Ok(None) => match upstream {
+                    Some(schema) => {
+                        schemas.insert(PortRef::Source, schema);
+                    }
+                    None => problem(
+                        format!("{here} > source.delta.table"),
+                        format!(
+                            "{} is not a Delta table, and no pipeline in this file writes it",
+                            path.display()
+                        ),
+                    ),
+                },
+                Err(e) => problem(format!("{here} > source.delta.table"), e.to_string()),
+            }
+        }
+    }
+
+    let mut plugins = Vec::new();
+    for (index, stage) in pipeline.stages.iter().enumerate() {
+        let at = format!("{here} > stage \"{}\"", stage.name);
+        let plugin = match engine.load(&stage.plugin) {
+            Ok(plugin) => plugin,
+            Err(e) => {
+                problem(format!("{at} > plugin"), e.to_string());
+                continue;
+            }
+        };
+        plugins.push(plugin.clone());
+        let mut instance = match plugin.instantiate(&stage.config_json, stage.limits) {
+            Ok(instance) => instance,
+            Err(e) => {
+                problem(format!("{at} > config"), e.to_string());
+                continue;
+            }
+        };
+        if let PortRef::Stage { stage: up, port } = &stage.input {
+            if !schemas.contains_key(&stage.input) && plugins.len() > *up {
+                let declared: Vec<String> = plugins[*up].manifest().outputs.iter().map(|p| p.name.clone()).collect();
+                if !declared.contains(port) {
+                    problem(
+                        format!("{at} > input"),
+                        format!(
+                            "stage `{}` has no output port `{port}` (its ports: {})",
+                            pipeline.stages[*up].name,
+                            declared.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        let Some(input_schema) = schemas.get(&stage.input).cloned() else {
+            continue; // the upstream problem is already reported
+        };
+        let Some(input_port) = instance.ports().inputs.first().cloned() else {
+            problem(at.clone(), format!("{} declares no input port", plugin.identity()));
+            continue;
+        };
+        if let Some(declared) = &input_port.schema {
+            if let Err(reason) = weir_sdk::schema::check_input_fits(declared, &input_schema) {
+                problem(
+                    format!("{at} > input"),
+                    format!(
+                        "{} (from {}) does not fit input port `{}` of {}: {reason}",
+                        pipeline.port_name(&stage.input),
+                        describe_schema(&input_schema),
+                        input_port.name,
+                        plugin.identity()
+                    ),
+                );
+                continue;
+            }
+        }
+        let probe = RecordBatch::new_empty(input_schema);
+        match instance.process(&[(input_port.name.clone(), probe)], CallContext::default()) {
+            Ok(outputs) => {
+                let mut found: BTreeMap<String, SchemaRef> =
+                    outputs.into_iter().map(|(port, batch)| (port, batch.schema())).collect();
+                for port in &instance.ports().outputs {
+                    let schema = found.remove(&port.name).or_else(|| port.schema.clone());
+                    if let Some(schema) = schema {
+                        schemas.insert(
+                            PortRef::Stage {
+                                stage: index,
+                                port: port.name.clone(),
+                            },
+                            schema,
+                        );
+                    }
+                }
+            }
+            Err(e) => problem(
+                at.clone(),
+                format!("running the plugin on an empty batch of its input schema failed: {e}"),
+            ),
+        }
+        if let Some(dedupe) = &stage.dedupe {
+            let out = PortRef::Stage {
+                stage: index,
+                port: "out".into(),
+            };
+            if let Some(schema) = schemas.get(&out) {
+                for key in &dedupe.key {
+                    if schema.field_with_name(key).is_err() {
+                        problem(format!("{at} > dedupe.key"), format!("column `{key}` is not in `out` ({})", describe_schema(schema)));
+                    }
+                }
+                match schema.field_with_name(&dedupe.event_time) {
+                    Ok(field) if matches!(field.data_type(), DataType::Timestamp(_, _)) => {}
+                    Ok(field) => problem(
+                        format!("{at} > dedupe.event_time"),
+                        format!("column `{}` is {}, not a timestamp", dedupe.event_time, field.data_type()),
+                    ),
+                    Err(_) => problem(
+                        format!("{at} > dedupe.event_time"),
+                        format!("column `{}` is not in `out` ({})", dedupe.event_time, describe_schema(schema)),
+                    ),
+                }
+            } else {
+                problem(format!("{at} > dedupe"), "the stage has no `out` port to dedupe".into());
+            }
+        }
+    }
+    if plugins.len() != pipeline.stages.len() {
+        return None;
+    }
+
+    for sink in &pipeline.sinks {
+        let at = format!("{here} > sink \"{}\"", sink.name);
+        let Some(schema) = schemas.get(&sink.from).cloned() else {
+            if let PortRef::Stage { stage, port } = &sink.from {
+                let declared: Vec<String> = plugins[*stage].manifest().outputs.iter().map(|p| p.name.clone()).collect();
+                if !declared.contains(port) {
+                    problem(
+                        format!("{at} > from"),
+                        format!("stage `{}` has no output port `{port}` (its ports: {})", pipeline.stages[*stage].name, declared.join(", ")),
+                    );
+                }
+            }
+            continue;
+        };
+        let incoming = match table::to_delta_schema(&schema) {
+            Ok(delta) => delta,
+            Err(reason) => {
+                problem(format!("{at} > from"), format!("{}: {reason}", pipeline.port_name(&sink.from)));
+                continue;
+            }
+        };
+        let mut require_column = |key: &str, column: &str| {
+            if schema.field_with_name(column).is_err() {
+                problem(
+                    format!("{at} > {key}"),
+                    format!("column `{column}` is not in {} ({})", pipeline.port_name(&sink.from), describe_schema(&schema)),
+                );
+            }
+        };
+        for column in &sink.partition_by {
+            require_column("partition_by", column);
+        }
+        if let (SinkMode::Merge, Some(merge)) = (sink.mode, &sink.merge) {
+            for column in &merge.on {
+                require_column("merge.on", column);
+            }
+            for column in merge.update.keys() {
+                require_column("merge.update", column);
+            }
+            let expressions = merge.when.iter().map(|w| ("merge.when".to_string(), w.clone())).chain(
+                merge.update.iter().map(|(c, e)| (format!("merge.update.{c}"), e.clone())),
+            );
+            for (key, expression) in expressions {
+                if let Err(reason) = parse_sql_expression(&expression) {
+                    problem(format!("{at} > {key}"), format!("`{expression}` is not a valid SQL expression: {reason}"));
+                }
+            }
+        }
+        match table::open(&sink.table).await {
+            Ok(Some(existing)) => match table::delta_schema(&sink.table, &existing) {
+                Ok(current) => {
+                    if let Err(reason) = table::check_fits(&current, &incoming) {
+                        problem(
+                            format!("{at} > table"),
+                            format!(
+                                "{} does not fit the existing table {}: {reason}",
+                                pipeline.port_name(&sink.from),
+                                sink.table.display()
+                            ),
+                        );
+                    }
+                }
+                Err(e) => problem(format!("{at} > table"), e.to_string()),
+            },
+            Ok(None) => {}
+            Err(e) => problem(format!("{at} > table"), e.to_string()),
+        }
+        match as_read_back(&schema) {
+            Ok(read_back) => {
+                produced.insert(sink.table.clone(), read_back);
+            }
+            Err(reason) => problem(format!("{at} > from"), reason),
+        }
+    }
+
+    match table::open(&pipeline.dead_letters).await {
+        Ok(Some(existing)) => {
+            let fits = table::delta_schema(&pipeline.dead_letters, &existing).map_err(|e| e.to_string()).and_then(|current| {
+                let expected = table::to_delta_schema(&dead_letters::schema())?;
+                table::check_fits(&current, &expected)
+            });
+            if let Err(reason) = fits {
+                problem(
+                    format!("{here} > dead_letters"),
+                    format!("{} is not a Weir dead-letter table: {reason}", pipeline.dead_letters.display()),
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(e) => problem(format!("{here} > dead_letters"), e.to_string()),
+    }
+
+    Some(PreparedPipeline {
+        spec: pipeline.clone(),
+        plugins,
+        schemas,
+    })
+}
+
+/// `(a: Utf8, b: Int64)`, for messages.
+pub fn describe_schema(schema: &Schema) -> String {
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect();
+    format!("({})", columns.join(", "))
+}
+
+fn parse_sql_expression(text: &str) -> Result<(), String> {
+    use deltalake::datafusion::sql::sqlparser::dialect::GenericDialect;
+    use deltalake::datafusion::sql::sqlparser::parser::Parser;
+    Parser::new(&GenericDialect {})
+        .try_with_sql(text)
+        .and_then(|mut parser| parser.parse_expr())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,103 @@
+//! `weir run`: executes a validated pipeline file. Each pipeline advances in
+//! numbered epochs (see `docs/exactly-once.md`): plan the source range, run
+//! the stages, commit every sink with the epoch as its Delta `txn` version,
+//! snapshot state, then move on. On start each pipeline first finishes any
+//! epoch a crash interrupted, replaying exactly its recorded range.
+
+pub mod checkpoint;
+pub mod dedupe;
+pub mod epoch;
+pub mod pipeline_runner;
+pub mod source;
+pub mod stages;
+pub mod tables;
+
+use crate::delta::DeltaError;
+use crate::error::HostError;
+use crate::kafka::KafkaError;
+use epoch::EpochPlan;
+use std::path::PathBuf;
+
+pub use pipeline_runner::{PipelineReport, RunOptions, run_file};
+
+/// Why a pipeline stopped with an error. Variants name the pipeline, file or table.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The checkpoint directory cannot be used.
+    #[error("checkpoint {path}: cannot {action}: {source}")]
+    Checkpoint {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Another process runs this pipeline.
+    #[error("checkpoint {path} is locked by another running `weir run`; one process per pipeline")]
+    Locked {
+        /// The checkpoint directory.
+        path: PathBuf,
+    },
+    /// A checkpoint file cannot be read back.
+    #[error("checkpoint {path}: {reason}")]
+    CorruptCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A plugin failed in a way that stops the pipeline.
+    #[error("pipeline `{pipeline}`, stage `{stage}`{}: {source}", epoch_context(.epoch))]
+    Plugin {
+        /// The pipeline.
+        pipeline: String,
+        /// The stage.
+        stage: String,
+        /// The epoch being processed, if any.
+        epoch: Option<Box<EpochPlan>>,
+        /// The host error (names plugin, version and hash).
+        source: Box<HostError>,
+    },
+    /// Dedupe state failed.
+    #[error("dedupe: {reason}")]
+    Dedupe {
+        /// Why.
+        reason: String,
+    },
+    /// Delta I/O failed.
+    #[error("pipeline `{pipeline}`: {source}")]
+    Delta {
+        /// The pipeline.
+        pipeline: String,
+        /// The table error (names the table).
+        source: DeltaError,
+    },
+    /// Kafka I/O failed.
+    #[error("pipeline `{pipeline}`: {source}")]
+    Kafka {
+        /// The pipeline.
+        pipeline: String,
+        /// The Kafka error.
+        source: KafkaError,
+    },
+    /// An epoch committed to a sink has no plan anywhere.
+    #[error("pipeline `{pipeline}`: epoch {epoch} is committed to some sinks but its plan is neither in the checkpoint nor in their commits")]
+    LostPlan {
+        /// The pipeline.
+        pipeline: String,
+        /// The epoch.
+        epoch: u64,
+    },
+}
+
+fn epoch_context(epoch: &Option<Box<EpochPlan>>) -> String {
+    match epoch {
+        Some(plan) => format!(
+            ", epoch {} ({})",
+            plan.epoch,
+            serde_json::to_string(&plan.source).unwrap_or_default()
+        ),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,348 @@
+//! A pipeline's source as the epoch loop sees it: fetch the next epoch's
+//! batch under the batch policy, replay a recorded range exactly, remember
+//! what is committed, and report lag. Kafka and Delta sources differ only here.
+
+use super::RunError;
+use super::epoch::{PartitionPosition, SourceRange};
+use super::stages::SourceRows;
+use crate::delta::dead_letters::Origin;
+use crate::delta::{self, table};
+use crate::kafka::records::{self, Record};
+use crate::kafka::source::{KafkaSource, Mode, Positions, ranges_of};
+use crate::pipeline::spec::{BatchPolicy, DeltaStart, KafkaConnection};
+use crate::pipeline::{Pipeline, Source};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int32Type, Int64Type};
+use deltalake::DeltaTable;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// One epoch's input.
+pub struct Fetched {
+    /// The source batch.
+    pub batch: RecordBatch,
+    /// The exact range it covers.
+    pub range: SourceRange,
+    /// Maps rows back to source records.
+    pub rows: Box<dyn SourceRows + Send + Sync>,
+}
+
+/// Kafka rows carry their own topic/partition/offset and value.
+struct KafkaRows(RecordBatch);
+
+impl SourceRows for KafkaRows {
+    fn origin(&self, row: usize) -> Origin {
+        let batch = &self.0;
+        Origin::Kafka {
+            topic: batch.column(2).as_string::<i32>().value(row).to_string(),
+            partition: batch.column(3).as_primitive::<Int32Type>().value(row),
+            offset: batch.column(4).as_primitive::<Int64Type>().value(row),
+        }
+    }
+    fn raw(&self, row: usize) -> Option<Vec<u8>> {
+        let values = self.0.column(1).as_binary::<i32>();
+        values.is_valid(row).then(|| values.value(row).to_vec())
+    }
+    fn untraced(&self) -> Origin {
+        Origin::Unknown
+    }
+}
+
+/// Delta rows know their table and, from per-version row counts, their version.
+struct DeltaRows {
+    table: String,
+    /// (first row index, version), ascending.
+    version_starts: Vec<(usize, u64)>,
+}
+
+impl SourceRows for DeltaRows {
+    fn origin(&self, row: usize) -> Origin {
+        let version = self
+            .version_starts
+            .iter()
+            .rev()
+            .find(|(start, _)| *start <= row)
+            .map(|(_, v)| *v as i64);
+        Origin::Delta {
+            table: self.table.clone(),
+            version,
+        }
+    }
+    fn raw(&self, _row: usize) -> Option<Vec<u8>> {
+        None
+    }
+    fn untraced(&self) -> Origin {
+        Origin::Delta {
+            table: self.table.clone(),
+            version: None,
+        }
+    }
+}
+
+/// The source of one running pipeline.
+pub enum EpochSource {
+    /// A consumer-group Kafka source.
+    Kafka {
+        /// The consumer.
+        source: Box<KafkaSource>,
+        /// For replays.
+        connection: KafkaConnection,
+    },
+    /// A Delta table read version by version.
+    Delta {
+        /// The table directory.
+        path: PathBuf,
+        /// The open table.
+        table: Box<DeltaTable>,
+        /// The first version of the next epoch.
+        next_version: u64,
+        /// The first version not yet looked at (versions before it, from
+        /// `next_version` on, held no rows).
+        unscanned: u64,
+        /// Last version known to exist when `--once` started.
+        until: Option<u64>,
+        /// Sleep between looks for new versions.
+        poll_interval: Duration,
+    },
+}
+
+fn kafka_error(pipeline: &Pipeline) -> impl Fn(crate::kafka::KafkaError) -> RunError + '_ {
+    |source| RunError::Kafka {
+        pipeline: pipeline.name.clone(),
+        source,
+    }
+}
+
+fn delta_error(pipeline: &Pipeline) -> impl Fn(delta::DeltaError) -> RunError + '_ {
+    |source| RunError::Delta {
+        pipeline: pipeline.name.clone(),
+        source,
+    }
+}
+
+impl EpochSource {
+    /// Opens the source, positioned after `resume` (the last committed epoch's range).
+    pub async fn open(pipeline: &Pipeline, resume: Option<&SourceRange>, once: bool) -> Result<Self, RunError> {
+        match &pipeline.source {
+            Source::Kafka {
+                topics,
+                group_id,
+                start,
+                connection,
+            } => {
+                let positions: Positions = match resume {
+                    Some(SourceRange::Kafka { positions, .. }) => positions
+                        .iter()
+                        .map(|p| ((p.topic.clone(), p.partition), p.offset))
+                        .collect(),
+                    _ => Positions::new(),
+                };
+                let source = KafkaSource::connect(connection, topics, group_id, *start, positions)
+                    .await
+                    .map_err(kafka_error(pipeline))?;
+                Ok(EpochSource::Kafka {
+                    source: Box::new(source),
+                    connection: connection.clone(),
+                })
+            }
+            Source::Delta {
+                table: path,
+                start,
+                poll_interval,
+            } => {
+                let mut opened = table::open_existing(path).await.map_err(delta_error(pipeline))?;
+                let latest = delta::source::latest_version(path, &mut opened)
+                    .await
+                    .map_err(delta_error(pipeline))?;
+                let next_version = match (resume, start) {
+                    (Some(SourceRange::Delta { last, .. }), _) => last + 1,
+                    (_, DeltaStart::Earliest) => 0,
+                    (_, DeltaStart::Version(v)) => *v,
+                    (_, DeltaStart::Latest) => latest + 1,
+                };
+                Ok(EpochSource::Delta {
+                    path: path.clone(),
+                    table: Box::new(opened),
+                    next_version,
+                    unscanned: next_version,
+                    until: once.then_some(latest),
+                    poll_interval: *poll_interval,
+                })
+            }
+        }
+    }
+
+    /// Fetches the next epoch; `None` when `stop` is set, or, with `--once`,
+    /// when everything available at start has been read.
+    pub async fn next(
+        &mut self,
+        pipeline: &Pipeline,
+        policy: &BatchPolicy,
+        once: bool,
+        stop: &AtomicBool,
+    ) -> Result<Option<Fetched>, RunError> {
+        match self {
+            EpochSource::Kafka { source, .. } => {
+                let mode = if once { Mode::UntilStartWatermarks } else { Mode::Stream };
+                loop {
+                    let records = source.next_epoch(policy, mode, stop).await.map_err(kafka_error(pipeline))?;
+                    if !records.is_empty() {
+                        return Ok(Some(kafka_fetched(&records, &source.positions())));
+                    }
+                    if stop.load(Ordering::SeqCst) || (once && source.reached_start_watermarks()) {
+                        return Ok(None);
+                    }
+                }
+            }
+            EpochSource::Delta {
+                path,
+                table,
+                next_version,
+                unscanned,
+                until,
+                poll_interval,
+            } => loop {
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(None);
+                }
+                let latest = delta::source::latest_version(path, table)
+                    .await
+                    .map_err(delta_error(pipeline))?;
+                let limit = until.map_or(latest, |u| u.min(latest));
+                let from = (*unscanned).max(*next_version);
+                if from > limit {
+                    if until.is_some() {
+                        return Ok(None);
+                    }
+                    tokio::time::sleep(*poll_interval).await;
+                    continue;
+                }
+                let first = *next_version;
+                let (batches, version_starts, last) =
+                    read_versions(path, table, from, limit, Some(policy)).await.map_err(delta_error(pipeline))?;
+                *unscanned = last + 1;
+                let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                if rows == 0 {
+                    // Only empty versions: nothing to process. They are covered by the next
+                    // epoch's range; until then a restart simply reads them again.
+                    continue;
+                }
+                let schema = table::arrow_schema(path, table).map_err(delta_error(pipeline))?;
+                let batch = arrow::compute::concat_batches(&schema, &batches)
+                    .map_err(|e| delta_error(pipeline)(delta::DeltaError::Schema { table: path.clone(), reason: e.to_string() }))?;
+                return Ok(Some(Fetched {
+                    batch,
+                    range: SourceRange::Delta {
+                        table: path.display().to_string(),
+                        first,
+                        last,
+                    },
+                    rows: Box::new(DeltaRows {
+                        table: path.display().to_string(),
+                        version_starts,
+                    }),
+                }));
+            },
+        }
+    }
+
+    /// Reads a recorded range again.
+    pub async fn replay(&mut self, pipeline: &Pipeline, range: &SourceRange) -> Result<Fetched, RunError> {
+        match (self, range) {
+            (EpochSource::Kafka { connection, .. }, SourceRange::Kafka { ranges, positions }) => {
+                let records = crate::kafka::source::read_range(connection, ranges)
+                    .await
+                    .map_err(kafka_error(pipeline))?;
+                let mut fetched = kafka_fetched(&records, &Positions::new());
+                fetched.range = SourceRange::Kafka {
+                    ranges: ranges.clone(),
+                    positions: positions.clone(),
+                };
+                Ok(fetched)
+            }
+            (EpochSource::Delta { path, table, .. }, SourceRange::Delta { first, last, .. }) => {
+                let (batches, version_starts, _) =
+                    read_versions(path, table, *first, *last, None).await.map_err(delta_error(pipeline))?;
+                let schema = table::arrow_schema(path, table).map_err(delta_error(pipeline))?;
+                let batch = arrow::compute::concat_batches(&schema, &batches)
+                    .map_err(|e| delta_error(pipeline)(delta::DeltaError::Schema { table: path.clone(), reason: e.to_string() }))?;
+                Ok(Fetched {
+                    batch,
+                    range: range.clone(),
+                    rows: Box::new(DeltaRows {
+                        table: path.display().to_string(),
+                        version_starts,
+                    }),
+                })
+            }
+            _ => Err(RunError::CorruptCheckpoint {
+                path: PathBuf::from(&pipeline.name),
+                reason: "a recorded epoch range does not match the pipeline's source kind".into(),
+            }),
+        }
+    }
+
+    /// Notes that the epoch covering `range` is committed.
+    pub fn committed(&mut self, range: &SourceRange) {
+        match (self, range) {
+            (EpochSource::Kafka { source, .. }, SourceRange::Kafka { ranges, .. }) => source.committed(ranges),
+            (EpochSource::Delta { next_version, unscanned, .. }, SourceRange::Delta { last, .. }) => {
+                *next_version = (*next_version).max(last + 1);
+                *unscanned = (*unscanned).max(*next_version);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn kafka_fetched(records: &[Record], before: &Positions) -> Fetched {
+    let ranges = ranges_of(records);
+    let mut after = before.clone();
+    for range in &ranges {
+        after.insert((range.topic.clone(), range.partition), range.end);
+    }
+    let batch = records::to_batch(records);
+    Fetched {
+        range: SourceRange::Kafka {
+            ranges,
+            positions: after
+                .into_iter()
+                .map(|((topic, partition), offset)| PartitionPosition { topic, partition, offset })
+                .collect(),
+        },
+        rows: Box::new(KafkaRows(batch.clone())),
+        batch,
+    }
+}
+
+/// Reads versions `first..=limit` one at a time (stopping early once the
+/// policy's row or byte limit is reached, when given). Returns the batches,
+/// where each version's rows start, and the last version read.
+async fn read_versions(
+    path: &std::path::Path,
+    table: &DeltaTable,
+    first: u64,
+    limit: u64,
+    policy: Option<&BatchPolicy>,
+) -> Result<(Vec<RecordBatch>, Vec<(usize, u64)>, u64), delta::DeltaError> {
+    let mut batches = Vec::new();
+    let mut starts = Vec::new();
+    let mut rows = 0usize;
+    let mut bytes = 0usize;
+    let mut last = first;
+    for version in first..=limit {
+        let read = delta::source::read_added_rows(path, table.clone(), version, version).await?;
+        starts.push((rows, version));
+        for batch in read {
+            rows += batch.num_rows();
+            bytes += batch.get_array_memory_size();
+            batches.push(batch);
+        }
+        last = version;
+        if policy.is_some_and(|p| rows >= p.max_records || bytes >= p.max_bytes) {
+            break;
+        }
+    }
+    Ok((batches, starts, last))
+}

@@ -1,0 +1,247 @@
+//! Bad pipeline files: every problem is collected and reported together, each
+//! naming where it is, before anything starts; an unreachable broker fails
+//! within a bounded time with a clear message.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+use weir_runtime::pipeline::{self, PipelineFileError, Problem};
+use weir_runtime::run::{RunError, RunOptions, run_file};
+use weir_tests::orders::plugin_dir;
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn variables() -> HashMap<String, String> {
+    HashMap::from([("PLUGINS".to_string(), plugin_dir().display().to_string())])
+}
+
+async fn problems(path: &Path) -> Vec<Problem> {
+    let loaded = pipeline::read_with(path, &variables());
+    let result = match loaded {
+        Ok(file) => pipeline::validate_file(file, weir_tests::engine()).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Err(PipelineFileError::Invalid { problems, .. }) => problems,
+        Err(other) => panic!("expected collected problems, got {other}"),
+        Ok(()) => panic!("the file was accepted"),
+    }
+}
+
+fn assert_reported(problems: &[Problem], location: &str, message: &str) {
+    assert!(
+        problems.iter().any(|p| p.location.contains(location) && p.message.contains(message)),
+        "no problem at `{location}` mentioning `{message}` in:\n{}",
+        problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn structural_problems_are_all_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "bad.toml",
+        r#"
+checkpoint_dir = "chk"
+dead_letters = "dl"
+retries = 3
+
+[kafka]
+brokers = "${MISSING_BROKERS}"
+
+[[pipeline]]
+name = "bronze"
+[pipeline.source.kafka]
+topics = ["orders"]
+group_id = "g"
+
+[[pipeline.stage]]
+name = "parse"
+plugin = "${PLUGINS}/parse_json.wasm"
+confg = {}
+
+[[pipeline.sink]]
+name = "out"
+from = "nope.out"
+table = "t"
+mode = "merge"
+
+[[pipeline]]
+name = "bronze"
+[pipeline.source.delta]
+table = "t"
+[[pipeline.stage]]
+name = "x"
+plugin = "${PLUGINS}/filter_paid.wasm"
+[[pipeline.sink]]
+name = "s"
+table = "t2"
+mode = "upsert"
+"#,
+    );
+    let problems = problems(&path).await;
+    assert_reported(&problems, "file", "unknown field `retries`");
+    assert_reported(&problems, "kafka.brokers", "MISSING_BROKERS is not set");
+    assert_reported(&problems, "stage \"parse\"", "unknown field `confg`");
+    assert_reported(&problems, "sink \"out\" > from", "stage `nope`");
+    assert_reported(&problems, "sink \"out\"", "needs a `[pipeline.sink.merge]`");
+    assert_reported(&problems, "pipeline \"bronze\"", "unique");
+    assert_reported(&problems, "sink \"s\" > mode", "unknown variant `upsert`");
+    assert!(problems.len() >= 7, "{problems:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_config_schema_and_table_problems_are_all_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // An existing silver table whose schema does not fit what filter-paid emits.
+    let wrong = arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+        "event_id",
+        arrow::datatypes::DataType::Int64,
+        true,
+    )]);
+    let delta = weir_runtime::delta::table::to_delta_schema(&wrong).unwrap();
+    weir_runtime::delta::table::create(&dir.path().join("silver"), &delta, &[], &Default::default(), vec![])
+        .await
+        .unwrap();
+    let path = write(
+        dir.path(),
+        "bad.toml",
+        r#"
+checkpoint_dir = "chk"
+dead_letters = "dl"
+[kafka]
+brokers = "127.0.0.1:9"
+
+[[pipeline]]
+name = "bronze"
+[pipeline.source.kafka]
+topics = ["orders"]
+group_id = "g"
+[[pipeline.stage]]
+name = "parse"
+plugin = "${PLUGINS}/parse_json.wasm"
+config = { fields = [{ name = "event_id", type = "strin" }] }
+[[pipeline.sink]]
+name = "bronze"
+table = "bronze"
+mode = "append"
+
+[[pipeline]]
+name = "missing"
+[pipeline.source.kafka]
+topics = ["orders"]
+group_id = "g2"
+[[pipeline.stage]]
+name = "nothing"
+plugin = "no/such/plugin.wasm"
+[[pipeline.sink]]
+name = "x"
+table = "x"
+mode = "append"
+
+[[pipeline]]
+name = "silver"
+[pipeline.source.kafka]
+topics = ["orders"]
+group_id = "g3"
+[[pipeline.stage]]
+name = "parse"
+plugin = "${PLUGINS}/parse_json.wasm"
+config = { fields = [{ name = "event_id", type = "string" }, { name = "status", type = "string" }] }
+[[pipeline.stage]]
+name = "paid"
+plugin = "${PLUGINS}/filter_paid.wasm"
+config = { dedupe_on = "event_id" }
+[pipeline.stage.dedupe]
+key = ["order_id"]
+event_time = "status"
+retention = "1h"
+[[pipeline.sink]]
+name = "silver"
+table = "silver"
+mode = "merge"
+partition_by = ["day"]
+[pipeline.sink.merge]
+on = ["event_id"]
+when = "s.x >>> t.x"
+"#,
+    );
+    let problems = problems(&path).await;
+    assert_reported(&problems, "stage \"parse\" > config", "fields[0].type");
+    assert_reported(&problems, "stage \"nothing\" > plugin", "no/such/plugin.wasm");
+    assert_reported(&problems, "dedupe.key", "column `order_id`");
+    assert_reported(&problems, "dedupe.event_time", "not a timestamp");
+    assert_reported(&problems, "sink \"silver\" > partition_by", "column `day`");
+    assert_reported(&problems, "sink \"silver\" > merge.when", "not a valid SQL expression");
+    assert_reported(&problems, "sink \"silver\" > table", "column `event_id` is \"string\" in the stream but \"long\" in the table");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_fails_within_the_connect_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let path = write(
+        dir.path(),
+        "pipeline.toml",
+        &format!(
+            r#"
+checkpoint_dir = "chk"
+dead_letters = "dl"
+[kafka]
+brokers = "127.0.0.1:{port}"
+connect_timeout = "2s"
+[[pipeline]]
+name = "bronze"
+[pipeline.source.kafka]
+topics = ["orders"]
+group_id = "g"
+[[pipeline.stage]]
+name = "parse"
+plugin = "${{PLUGINS}}/parse_json.wasm"
+config = {{ fields = [{{ name = "event_id", type = "string" }}] }}
+[[pipeline.sink]]
+name = "bronze"
+table = "bronze"
+mode = "append"
+"#
+        ),
+    );
+    let file = pipeline::read_with(&path, &variables()).unwrap();
+    let prepared = pipeline::validate_file(file, weir_tests::engine()).await.unwrap();
+    let started = Instant::now();
+    let error = run_file(prepared, RunOptions { once: true }, Arc::new(AtomicBool::new(false)))
+        .await
+        .expect_err("no broker listens there");
+    let elapsed = started.elapsed();
+    assert!(matches!(error, RunError::Kafka { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains(&format!("cannot reach Kafka at 127.0.0.1:{port}")), "{message}");
+    assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+}
+
+#[test]
+fn weir_validate_lists_every_problem_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "bad.toml",
+        "checkpoint_dir = 1\n[[pipeline]]\nname = \"p\"\nsauce = 2\n",
+    );
+    let output = std::process::Command::new(weir_tests::weir_binary())
+        .args(["validate", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("checkpoint_dir"), "{stderr}");
+    assert!(stderr.contains("unknown field `sauce`"), "{stderr}");
+    assert!(stderr.contains("problem(s); nothing was started"), "{stderr}");
+}
