@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Weir quickstart: sets up the toolchain, builds `weir` and the two standard
-# plugins from source, then runs the orders example through bronze (parse-json)
-# and silver (filter-paid) on local files, printing row counts and the reasons
-# every rejected row was rejected for.
+# Weir quickstart: sets up the toolchain and the local test broker (tansu),
+# builds `weir` and the standard plugins from source, then runs the orders
+# scenario end to end: realistic order events go to Kafka, the three pipelines
+# of examples/orders/pipeline.toml take them through bronze, silver and gold
+# Delta tables (bad events land in the dead-letter table), and the gold
+# tables are printed. No Kafka installation needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/setup
@@ -13,20 +15,14 @@ cargo build --release --quiet -p weir-runtime
 weir="$target/release/weir"
 
 echo "== building the plugins (wasm32-wasip2)"
-build() { "$weir" plugin build "plugins/$1" --target-dir "$target/release/wasm-plugins" | awk '{print $1}'; }
-parse_json=$(build parse-json)
-filter_paid=$(build filter-paid)
-"$weir" plugin inspect "$parse_json" | head -2
+plugins="$target/release/wasm-plugins"
+for plugin in parse-json filter-paid aggregate; do
+    "$weir" plugin build "plugins/$plugin" --target-dir "$plugins" | awk '{print "   " $1}'
+done
+export WEIR_PLUGINS="$plugins/wasm32-wasip2/release"
 
-out="${WEIR_QUICKSTART_OUT:-$PWD/out/quickstart}"
+data="${WEIR_QUICKSTART_OUT:-$PWD/out/orders}"
+rm -rf "$data"
 echo
-echo "== bronze: parse raw order events (examples/orders/orders.jsonl)"
-"$weir" plugin run "$parse_json" --config @examples/orders/bronze.json \
-    --input in=examples/orders/orders.jsonl --output "$out/bronze" --format arrow
-echo
-echo "== silver: keep PAID orders, drop duplicate event ids, flatten"
-"$weir" plugin run "$filter_paid" --config @examples/orders/silver.json \
-    --input in="$out/bronze/out.arrow" --output "$out/silver"
-echo
-echo "== silver rows ($out/silver/out.jsonl)"
-cat "$out/silver/out.jsonl"
+echo "== orders: Kafka → bronze → silver → gold (tables in $data)"
+"$weir" demo orders --count "${WEIR_DEMO_COUNT:-20000}" --data "$data"

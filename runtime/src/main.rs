@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         tracing_subscriber::EnvFilter::new(if args.verbose {
             "info,weir=debug,weir_runtime=debug"
         } else {
-            "warn,weir=info,weir_runtime=info"
+            "warn,weir=info,weir_runtime=info,deltalake_core=error"
         })
     });
     tracing_subscriber::fmt()

@@ -29,7 +29,9 @@ impl OrdersFixture {
         let broker = tokio::task::spawn_blocking(TansuBroker::start)
             .await
             .unwrap()
-            .expect("tansu starts (install it with `cargo install tansu@0.6.0 --features dynostore`)");
+            .expect(
+                "tansu starts (install it with `cargo install tansu@0.6.0 --features dynostore`)",
+            );
         let fixture = OrdersFixture {
             broker,
             data: tempfile::tempdir().unwrap(),
@@ -67,8 +69,14 @@ impl OrdersFixture {
         HashMap::from([
             ("WEIR_BROKERS".to_string(), self.broker.bootstrap()),
             ("WEIR_TOPIC".to_string(), self.topic.clone()),
-            ("WEIR_DATA".to_string(), self.data.path().display().to_string()),
-            ("WEIR_PLUGINS".to_string(), plugin_dir().display().to_string()),
+            (
+                "WEIR_DATA".to_string(),
+                self.data.path().display().to_string(),
+            ),
+            (
+                "WEIR_PLUGINS".to_string(),
+                plugin_dir().display().to_string(),
+            ),
         ])
     }
 
@@ -80,7 +88,10 @@ impl OrdersFixture {
 
 /// The directory the build script put the plugin components in.
 pub fn plugin_dir() -> PathBuf {
-    crate::wasm_path("parse-json").parent().expect("a directory").to_path_buf()
+    crate::wasm_path("parse-json")
+        .parent()
+        .expect("a directory")
+        .to_path_buf()
 }
 
 /// The example orders pipeline file.
@@ -128,7 +139,9 @@ pub fn expected(events: &[OrderEvent]) -> Expected {
         }
         silver_event_ids.push(order.event_id.clone());
         let amount = order.quantity as f64 * order.unit_price;
-        let entry = revenue_by_category.entry(order.category.clone()).or_default();
+        let entry = revenue_by_category
+            .entry(order.category.clone())
+            .or_default();
         entry.0 += amount;
         entry.1 += 1;
         *top_products.entry(order.product_id.clone()).or_default() += order.quantity;
@@ -150,25 +163,48 @@ pub fn expected(events: &[OrderEvent]) -> Expected {
 }
 
 async fn rows(table: &Path, sql: &str) -> Vec<RecordBatch> {
-    query(table, sql).await.unwrap_or_else(|e| panic!("querying {}: {e}", table.display()))
+    query(table, sql)
+        .await
+        .unwrap_or_else(|e| panic!("querying {}: {e}", table.display()))
 }
 
 fn strings(batches: &[RecordBatch], column: usize) -> Vec<String> {
     batches
         .iter()
         .flat_map(|b| {
-            let column = arrow::compute::cast(b.column(column), &arrow::datatypes::DataType::Utf8).unwrap();
-            column.as_string::<i32>().iter().map(|v| v.unwrap_or("<null>").to_string()).collect::<Vec<_>>()
+            let column =
+                arrow::compute::cast(b.column(column), &arrow::datatypes::DataType::Utf8).unwrap();
+            column
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or("<null>").to_string())
+                .collect::<Vec<_>>()
         })
         .collect()
 }
 
 fn floats(batches: &[RecordBatch], column: usize) -> Vec<f64> {
-    batches.iter().flat_map(|b| b.column(column).as_primitive::<Float64Type>().values().to_vec()).collect()
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(column)
+                .as_primitive::<Float64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
 }
 
 fn ints(batches: &[RecordBatch], column: usize) -> Vec<i64> {
-    batches.iter().flat_map(|b| b.column(column).as_primitive::<Int64Type>().values().to_vec()).collect()
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(column)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -177,15 +213,37 @@ fn close(a: f64, b: f64) -> bool {
 
 /// Asserts every table holds exactly what `expected` says.
 pub async fn assert_tables(fixture: &OrdersFixture, expected: &Expected) {
-    let bronze = rows(&fixture.table("bronze"), "SELECT event_id FROM t ORDER BY event_id").await;
+    let bronze = rows(
+        &fixture.table("bronze"),
+        "SELECT event_id FROM t ORDER BY event_id",
+    )
+    .await;
     let bronze_ids = strings(&bronze, 0);
-    assert_eq!(bronze_ids.len(), expected.bronze_event_ids.len(), "bronze row count");
-    assert!(bronze_ids == expected.bronze_event_ids, "bronze holds every parseable message exactly once");
+    assert_eq!(
+        bronze_ids.len(),
+        expected.bronze_event_ids.len(),
+        "bronze row count"
+    );
+    assert!(
+        bronze_ids == expected.bronze_event_ids,
+        "bronze holds every parseable message exactly once"
+    );
 
-    let silver = rows(&fixture.table("silver"), "SELECT event_id, status FROM t ORDER BY event_id").await;
+    let silver = rows(
+        &fixture.table("silver"),
+        "SELECT event_id, status FROM t ORDER BY event_id",
+    )
+    .await;
     let silver_ids = strings(&silver, 0);
-    assert_eq!(silver_ids.len(), expected.silver_event_ids.len(), "silver row count");
-    assert!(silver_ids == expected.silver_event_ids, "silver holds each PAID event_id exactly once");
+    assert_eq!(
+        silver_ids.len(),
+        expected.silver_event_ids.len(),
+        "silver row count"
+    );
+    assert!(
+        silver_ids == expected.silver_event_ids,
+        "silver holds each PAID event_id exactly once"
+    );
     assert!(strings(&silver, 1).iter().all(|s| s == "PAID"));
 
     let revenue = rows(
@@ -199,17 +257,31 @@ pub async fn assert_tables(fixture: &OrdersFixture, expected: &Expected) {
         .zip(ints(&revenue, 2))
         .map(|((c, r), o)| (c, r, o))
         .collect();
-    assert_eq!(got.len(), expected.revenue_by_category.len(), "one gold row per category");
+    assert_eq!(
+        got.len(),
+        expected.revenue_by_category.len(),
+        "one gold row per category"
+    );
     for ((category, revenue, orders), (want_category, (want_revenue, want_orders))) in
         got.iter().zip(&expected.revenue_by_category)
     {
         assert_eq!(category, want_category);
-        assert!(close(*revenue, *want_revenue), "{category}: revenue {revenue} != {want_revenue}");
+        assert!(
+            close(*revenue, *want_revenue),
+            "{category}: revenue {revenue} != {want_revenue}"
+        );
         assert_eq!(orders, want_orders, "{category}: orders");
     }
 
-    let products = rows(&fixture.table("gold_top_products"), "SELECT product_id, total_qty FROM t ORDER BY product_id").await;
-    let got: BTreeMap<String, i64> = strings(&products, 0).into_iter().zip(ints(&products, 1)).collect();
+    let products = rows(
+        &fixture.table("gold_top_products"),
+        "SELECT product_id, total_qty FROM t ORDER BY product_id",
+    )
+    .await;
+    let got: BTreeMap<String, i64> = strings(&products, 0)
+        .into_iter()
+        .zip(ints(&products, 1))
+        .collect();
     assert_eq!(got, expected.top_products, "top products");
 
     let spend = rows(
@@ -223,10 +295,19 @@ pub async fn assert_tables(fixture: &OrdersFixture, expected: &Expected) {
         .zip(ints(&spend, 2))
         .map(|((c, s), o)| (c, s, o))
         .collect();
-    assert_eq!(got.len(), expected.customer_spend.len(), "one gold row per customer");
-    for ((customer, spend, orders), (want_customer, (want_spend, want_orders))) in got.iter().zip(&expected.customer_spend) {
+    assert_eq!(
+        got.len(),
+        expected.customer_spend.len(),
+        "one gold row per customer"
+    );
+    for ((customer, spend, orders), (want_customer, (want_spend, want_orders))) in
+        got.iter().zip(&expected.customer_spend)
+    {
         assert_eq!(customer, want_customer);
-        assert!(close(*spend, *want_spend), "{customer}: spend {spend} != {want_spend}");
+        assert!(
+            close(*spend, *want_spend),
+            "{customer}: spend {spend} != {want_spend}"
+        );
         assert_eq!(orders, want_orders);
     }
 
@@ -238,15 +319,38 @@ pub async fn assert_tables(fixture: &OrdersFixture, expected: &Expected) {
     let raws: Vec<Vec<u8>> = dead
         .iter()
         .flat_map(|b| {
-            let raw = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Binary).unwrap();
-            raw.as_binary::<i32>().iter().map(|v| v.unwrap_or_default().to_vec()).collect::<Vec<_>>()
+            let raw =
+                arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Binary).unwrap();
+            raw.as_binary::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or_default().to_vec())
+                .collect::<Vec<_>>()
         })
         .collect();
-    assert_eq!(raws.len(), expected.malformed.len(), "dead letters: one per malformed message");
-    assert!(raws == expected.malformed, "dead letters hold exactly the malformed messages' bytes");
+    assert_eq!(
+        raws.len(),
+        expected.malformed.len(),
+        "dead letters: one per malformed message"
+    );
+    assert!(
+        raws == expected.malformed,
+        "dead letters hold exactly the malformed messages' bytes"
+    );
     for batch in &dead {
-        assert_eq!(batch.column(3).null_count(), 0, "every dead letter names the plugin");
-        assert_eq!(batch.column(5).null_count(), 0, "every dead letter names its topic");
-        assert_eq!(batch.column(6).null_count(), 0, "every dead letter names its offset");
+        assert_eq!(
+            batch.column(3).null_count(),
+            0,
+            "every dead letter names the plugin"
+        );
+        assert_eq!(
+            batch.column(5).null_count(),
+            0,
+            "every dead letter names its topic"
+        );
+        assert_eq!(
+            batch.column(6).null_count(),
+            0,
+            "every dead letter names its offset"
+        );
     }
 }

@@ -21,12 +21,46 @@ impl Schedule {
     }
 }
 
+/// Commits in a table's log (including the one that created it).
+fn commits(table: &std::path::Path) -> usize {
+    std::fs::read_dir(table.join("_delta_log"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Whether the last planned bronze epoch is newer than what the bronze table holds.
+fn planned_but_uncommitted(fixture: &OrdersFixture) -> bool {
+    let plans = fixture.data.path().join("checkpoints/bronze/epochs");
+    let latest_plan = std::fs::read_dir(plans)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .strip_suffix(".json")?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    // Version 0 creates the table; epoch n is version n when nothing else writes it.
+    latest_plan + 1 > commits(&fixture.table("bronze"))
+}
+
 fn weir(fixture: &OrdersFixture, args: &[&str]) -> Command {
     let mut command = Command::new(weir_tests::weir_binary());
     command
         .args(args)
         .envs(fixture.variables())
-        .env("WEIR_LOG", "warn")
+        .env("WEIR_LOG", "error")
         .env("WEIR_CACHE_DIR", fixture.data.path().join("cache"))
         .stdin(Stdio::null())
         .stdout(Stdio::null());
@@ -43,30 +77,45 @@ fn start(fixture: &OrdersFixture) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_random_moments_and_restarted_loses_and_duplicates_nothing() {
-    let seed = std::env::var("WEIR_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_121u64);
+    let seed = std::env::var("WEIR_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_261_121u64);
     println!("kill schedule seed: {seed} (rerun with WEIR_CRASH_SEED={seed})");
     let mut schedule = Schedule(seed);
     let fixture = OrdersFixture::start(3).await;
     let events = generate(6_000, seed);
-    let chunks: Vec<_> = events.chunks(500).collect();
+    let chunks: Vec<_> = events.chunks(300).collect();
 
     let mut kills = 0;
     let mut produced = 0;
-    while kills < 12 {
+    let mut interrupted = 0;
+    while kills < 20 {
         let mut child = start(&fixture);
         // Keep data flowing while the process runs.
         if let Some(chunk) = chunks.get(produced) {
             fixture.produce(chunk).await;
             produced += 1;
         }
-        tokio::time::sleep(Duration::from_millis(schedule.next_millis(300, 4_000))).await;
+        tokio::time::sleep(Duration::from_millis(schedule.next_millis(200, 2_500))).await;
         if let Some(status) = child.try_wait().expect("poll child") {
             panic!("weir run exited by itself with {status}");
         }
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
         kills += 1;
+        if planned_but_uncommitted(&fixture) {
+            interrupted += 1;
+        }
     }
+    let bronze_commits = commits(&fixture.table("bronze"));
+    println!(
+        "{kills} kills, {interrupted} in the middle of a bronze epoch; bronze has {bronze_commits} commits before the final run"
+    );
+    assert!(
+        bronze_commits >= 4,
+        "the streaming runs made too little progress to test anything ({bronze_commits} commits)"
+    );
     for chunk in &chunks[produced..] {
         fixture.produce(chunk).await;
     }

@@ -122,3 +122,8 @@ fn parse_json_golden() {
 fn filter_paid_golden() {
     golden::<filter_paid::FilterPaid>("filter-paid");
 }
+
+#[test]
+fn aggregate_golden() {
+    golden::<aggregate::Aggregate>("aggregate");
+}

@@ -12,13 +12,18 @@ use weir_runtime::run::{PipelineReport, RunOptions, run_file};
 use weir_tests::orders::{OrdersFixture, assert_tables, expected, pipeline_file};
 
 async fn run_once(fixture: &OrdersFixture) -> Vec<PipelineReport> {
-    let file = pipeline::read_with(&pipeline_file(), &fixture.variables()).expect("the example file loads");
+    let file = pipeline::read_with(&pipeline_file(), &fixture.variables())
+        .expect("the example file loads");
     let prepared = pipeline::validate_file(file, weir_tests::engine())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    run_file(prepared, RunOptions { once: true }, Arc::new(AtomicBool::new(false)))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
+    run_file(
+        prepared,
+        RunOptions { once: true },
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,11 +38,18 @@ async fn orders_end_to_end_then_resume_without_reprocessing_then_incremental() {
     let bronze = &reports[0];
     assert_eq!(bronze.pipeline, "bronze");
     assert_eq!(bronze.records_in, 3_000);
-    assert_eq!(bronze.dead_letters as usize, expected(first).malformed.len());
+    assert_eq!(
+        bronze.dead_letters as usize,
+        expected(first).malformed.len()
+    );
 
     let again = run_once(&fixture).await;
     for report in &again {
-        assert_eq!(report.epochs, 0, "{}: a restart after a clean finish reprocesses nothing", report.pipeline);
+        assert_eq!(
+            report.epochs, 0,
+            "{}: a restart after a clean finish reprocesses nothing",
+            report.pipeline
+        );
         assert_eq!(report.replayed, 0, "{}", report.pipeline);
     }
     assert_tables(&fixture, &expected(first)).await;

@@ -24,7 +24,9 @@ fn variables() -> HashMap<String, String> {
 async fn problems(path: &Path) -> Vec<Problem> {
     let loaded = pipeline::read_with(path, &variables());
     let result = match loaded {
-        Ok(file) => pipeline::validate_file(file, weir_tests::engine()).await.map(|_| ()),
+        Ok(file) => pipeline::validate_file(file, weir_tests::engine())
+            .await
+            .map(|_| ()),
         Err(e) => Err(e),
     };
     match result {
@@ -36,9 +38,15 @@ async fn problems(path: &Path) -> Vec<Problem> {
 
 fn assert_reported(problems: &[Problem], location: &str, message: &str) {
     assert!(
-        problems.iter().any(|p| p.location.contains(location) && p.message.contains(message)),
+        problems
+            .iter()
+            .any(|p| p.location.contains(location) && p.message.contains(message)),
         "no problem at `{location}` mentioning `{message}` in:\n{}",
-        problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+        problems
+            .iter()
+            .map(|p| format!("  {p}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -107,9 +115,15 @@ async fn plugin_config_schema_and_table_problems_are_all_reported_at_once() {
         true,
     )]);
     let delta = weir_runtime::delta::table::to_delta_schema(&wrong).unwrap();
-    weir_runtime::delta::table::create(&dir.path().join("silver"), &delta, &[], &Default::default(), vec![])
-        .await
-        .unwrap();
+    weir_runtime::delta::table::create(
+        &dir.path().join("silver"),
+        &delta,
+        &[],
+        &Default::default(),
+        vec![],
+    )
+    .await
+    .unwrap();
     let path = write(
         dir.path(),
         "bad.toml",
@@ -175,19 +189,35 @@ when = "s.x >>> t.x"
     );
     let problems = problems(&path).await;
     assert_reported(&problems, "stage \"parse\" > config", "fields[0].type");
-    assert_reported(&problems, "stage \"nothing\" > plugin", "no/such/plugin.wasm");
+    assert_reported(
+        &problems,
+        "stage \"nothing\" > plugin",
+        "no/such/plugin.wasm",
+    );
     assert_reported(&problems, "dedupe.key", "column `order_id`");
     assert_reported(&problems, "dedupe.event_time", "not a timestamp");
     assert_reported(&problems, "sink \"silver\" > partition_by", "column `day`");
-    assert_reported(&problems, "sink \"silver\" > merge.when", "not a valid SQL expression");
-    assert_reported(&problems, "sink \"silver\" > table", "column `event_id` is \"string\" in the stream but \"long\" in the table");
+    assert_reported(
+        &problems,
+        "sink \"silver\" > merge.when",
+        "not a valid SQL expression",
+    );
+    assert_reported(
+        &problems,
+        "sink \"silver\" > table",
+        "column `event_id` is \"string\" in the stream but \"long\" in the table",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_fails_within_the_connect_timeout() {
     let dir = tempfile::tempdir().unwrap();
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let path = write(
         dir.path(),
         "pipeline.toml",
@@ -215,15 +245,24 @@ mode = "append"
         ),
     );
     let file = pipeline::read_with(&path, &variables()).unwrap();
-    let prepared = pipeline::validate_file(file, weir_tests::engine()).await.unwrap();
-    let started = Instant::now();
-    let error = run_file(prepared, RunOptions { once: true }, Arc::new(AtomicBool::new(false)))
+    let prepared = pipeline::validate_file(file, weir_tests::engine())
         .await
-        .expect_err("no broker listens there");
+        .unwrap();
+    let started = Instant::now();
+    let error = run_file(
+        prepared,
+        RunOptions { once: true },
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect_err("no broker listens there");
     let elapsed = started.elapsed();
     assert!(matches!(error, RunError::Kafka { .. }), "{error}");
     let message = error.to_string();
-    assert!(message.contains(&format!("cannot reach Kafka at 127.0.0.1:{port}")), "{message}");
+    assert!(
+        message.contains(&format!("cannot reach Kafka at 127.0.0.1:{port}")),
+        "{message}"
+    );
     assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
 }
 
@@ -243,5 +282,8 @@ fn weir_validate_lists_every_problem_and_exits_non_zero() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("checkpoint_dir"), "{stderr}");
     assert!(stderr.contains("unknown field `sauce`"), "{stderr}");
-    assert!(stderr.contains("problem(s); nothing was started"), "{stderr}");
+    assert!(
+        stderr.contains("problem(s); nothing was started"),
+        "{stderr}"
+    );
 }

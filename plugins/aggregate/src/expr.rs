@@ -116,7 +116,9 @@ impl Parser {
                 Ok(inner)
             }
             Some(token) if token.starts_with(|c: char| c.is_ascii_digit()) => {
-                let value: f64 = token.parse().map_err(|_| format!("`{token}` is not a number"))?;
+                let value: f64 = token
+                    .parse()
+                    .map_err(|_| format!("`{token}` is not a number"))?;
                 let is_integer = !token.contains(['.', 'e', 'E']);
                 self.at += 1;
                 Ok(Expr::Number { value, is_integer })
@@ -137,11 +139,16 @@ impl Expr {
     pub fn evaluate(&self, input: &Input<'_>) -> Result<Values, PluginError> {
         let rows = input.num_rows();
         match self {
-            Expr::Number { value, is_integer: true } => Ok(Values::Int(vec![Some(*value as i64); rows])),
+            Expr::Number {
+                value,
+                is_integer: true,
+            } => Ok(Values::Int(vec![Some(*value as i64); rows])),
             Expr::Number { value, .. } => Ok(Values::Float(vec![Some(*value); rows])),
             Expr::Column(name) => column_values(input, name),
             Expr::Negate(inner) => Ok(match inner.evaluate(input)? {
-                Values::Int(v) => Values::Int(v.into_iter().map(|x| x.map(i64::wrapping_neg)).collect()),
+                Values::Int(v) => {
+                    Values::Int(v.into_iter().map(|x| x.map(i64::wrapping_neg)).collect())
+                }
                 Values::Float(v) => Values::Float(v.into_iter().map(|x| x.map(|x| -x)).collect()),
             }),
             Expr::Binary(a, op, b) => {
@@ -158,7 +165,10 @@ impl Expr {
                                         _ => x.checked_mul(y),
                                     }
                                     .ok_or_else(|| {
-                                        let mut e = PluginError::bad_input("in", format!("integer overflow computing `{self}`"));
+                                        let mut e = PluginError::bad_input(
+                                            "in",
+                                            format!("integer overflow computing `{self}`"),
+                                        );
                                         e.row = Some(row as u64);
                                         e
                                     })?,
@@ -218,14 +228,56 @@ fn column_values(input: &Input<'_>, name: &str) -> Result<Values, PluginError> {
         input.column_any(name)?.clone()
     };
     let values = match array.data_type() {
-        DataType::Int8 => Values::Int(array.as_primitive::<Int8Type>().iter().map(|v| v.map(i64::from)).collect()),
-        DataType::Int16 => Values::Int(array.as_primitive::<Int16Type>().iter().map(|v| v.map(i64::from)).collect()),
-        DataType::Int32 => Values::Int(array.as_primitive::<Int32Type>().iter().map(|v| v.map(i64::from)).collect()),
+        DataType::Int8 => Values::Int(
+            array
+                .as_primitive::<Int8Type>()
+                .iter()
+                .map(|v| v.map(i64::from))
+                .collect(),
+        ),
+        DataType::Int16 => Values::Int(
+            array
+                .as_primitive::<Int16Type>()
+                .iter()
+                .map(|v| v.map(i64::from))
+                .collect(),
+        ),
+        DataType::Int32 => Values::Int(
+            array
+                .as_primitive::<Int32Type>()
+                .iter()
+                .map(|v| v.map(i64::from))
+                .collect(),
+        ),
         DataType::Int64 => Values::Int(array.as_primitive::<Int64Type>().iter().collect()),
-        DataType::UInt8 => Values::Int(array.as_primitive::<UInt8Type>().iter().map(|v| v.map(i64::from)).collect()),
-        DataType::UInt16 => Values::Int(array.as_primitive::<UInt16Type>().iter().map(|v| v.map(i64::from)).collect()),
-        DataType::UInt32 => Values::Int(array.as_primitive::<UInt32Type>().iter().map(|v| v.map(i64::from)).collect()),
-        DataType::Float32 => Values::Float(array.as_primitive::<Float32Type>().iter().map(|v| v.map(f64::from)).collect()),
+        DataType::UInt8 => Values::Int(
+            array
+                .as_primitive::<UInt8Type>()
+                .iter()
+                .map(|v| v.map(i64::from))
+                .collect(),
+        ),
+        DataType::UInt16 => Values::Int(
+            array
+                .as_primitive::<UInt16Type>()
+                .iter()
+                .map(|v| v.map(i64::from))
+                .collect(),
+        ),
+        DataType::UInt32 => Values::Int(
+            array
+                .as_primitive::<UInt32Type>()
+                .iter()
+                .map(|v| v.map(i64::from))
+                .collect(),
+        ),
+        DataType::Float32 => Values::Float(
+            array
+                .as_primitive::<Float32Type>()
+                .iter()
+                .map(|v| v.map(f64::from))
+                .collect(),
+        ),
         DataType::Float64 => Values::Float(array.as_primitive::<Float64Type>().iter().collect()),
         other => {
             return Err(PluginError::bad_input(
@@ -243,10 +295,16 @@ mod tests {
 
     #[test]
     fn parses_with_precedence_and_parentheses() {
-        assert_eq!(parse("quantity * unit_price").unwrap().to_string(), "(quantity * unit_price)");
+        assert_eq!(
+            parse("quantity * unit_price").unwrap().to_string(),
+            "(quantity * unit_price)"
+        );
         assert_eq!(parse("a + b * 2").unwrap().to_string(), "(a + (b * 2))");
         assert_eq!(parse("(a + b) * -c").unwrap().to_string(), "((a + b) * -c)");
-        assert_eq!(parse("customer.age").unwrap(), Expr::Column("customer.age".into()));
+        assert_eq!(
+            parse("customer.age").unwrap(),
+            Expr::Column("customer.age".into())
+        );
     }
 
     #[test]
@@ -255,6 +313,10 @@ mod tests {
         assert!(parse("a *").unwrap_err().contains("ends too early"));
         assert!(parse("(a + b").unwrap_err().contains("not closed"));
         assert!(parse("a b").unwrap_err().contains("unexpected `b`"));
-        assert!(parse("a % b").unwrap_err().contains("unexpected character `%`"));
+        assert!(
+            parse("a % b")
+                .unwrap_err()
+                .contains("unexpected character `%`")
+        );
     }
 }

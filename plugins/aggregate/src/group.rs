@@ -16,7 +16,12 @@ pub struct Groups {
 }
 
 /// Appends row `row` of `column` to `key` in an unambiguous byte form.
-fn push_key(column: &ArrayRef, name: &str, row: usize, key: &mut Vec<u8>) -> Result<(), PluginError> {
+fn push_key(
+    column: &ArrayRef,
+    name: &str,
+    row: usize,
+    key: &mut Vec<u8>,
+) -> Result<(), PluginError> {
     if column.is_null(row) {
         key.push(0);
         return Ok(());
@@ -34,11 +39,15 @@ fn push_key(column: &ArrayRef, name: &str, row: usize, key: &mut Vec<u8>) -> Res
         DataType::Boolean => key.push(u8::from(column.as_boolean().value(row))),
         DataType::Int32 | DataType::Date32 => {
             let data = column.to_data();
-            key.extend_from_slice(&data.buffers()[0].typed_data::<i32>()[data.offset() + row].to_le_bytes());
+            key.extend_from_slice(
+                &data.buffers()[0].typed_data::<i32>()[data.offset() + row].to_le_bytes(),
+            );
         }
         DataType::Int64 | DataType::Timestamp(_, _) | DataType::Date64 => {
             let data = column.to_data();
-            key.extend_from_slice(&data.buffers()[0].typed_data::<i64>()[data.offset() + row].to_le_bytes());
+            key.extend_from_slice(
+                &data.buffers()[0].typed_data::<i64>()[data.offset() + row].to_le_bytes(),
+            );
         }
         other => {
             return Err(PluginError::bad_input(
@@ -52,14 +61,13 @@ fn push_key(column: &ArrayRef, name: &str, row: usize, key: &mut Vec<u8>) -> Res
 
 /// Groups the `usable` rows by `keys`.
 pub fn assign(keys: &[(String, ArrayRef)], usable: &[bool]) -> Result<Groups, PluginError> {
-    let rows = usable.len();
     let mut ids: HashMap<Vec<u8>, u32, foldhash::fast::FixedState> =
         HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x6167_6772));
-    let mut of_row = Vec::with_capacity(rows);
+    let mut of_row = Vec::with_capacity(usable.len());
     let mut first_rows = Vec::new();
     let mut key = Vec::new();
-    for row in 0..rows {
-        if !usable[row] {
+    for (row, &ok) in usable.iter().enumerate() {
+        if !ok {
             of_row.push(0);
             continue;
         }

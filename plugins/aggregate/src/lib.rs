@@ -91,12 +91,16 @@ impl Plugin for Aggregate {
         Manifest {
             name: "aggregate".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Group-by sum/count/min/max of measure expressions per batch (optionally per \
+            description:
+                "Group-by sum/count/min/max of measure expressions per batch (optionally per \
                           tumbling window), for incremental merges into gold tables."
-                .into(),
+                    .into(),
             inputs: vec![Port::any("in", "Rows to aggregate (e.g. silver orders).")],
             outputs: vec![
-                Port::any("out", "One row per group: group columns, then the aggregates."),
+                Port::any(
+                    "out",
+                    "One row per group: group columns, then the aggregates.",
+                ),
                 rejected_port(),
             ],
             config_schema: json!({"type": "object", "required": ["aggregates"], "additionalProperties": false,
@@ -113,14 +117,18 @@ impl Plugin for Aggregate {
 
     fn configure(config: Config) -> Result<Self, PluginError> {
         if config.aggregates.is_empty() {
-            return Err(PluginError::bad_config("aggregates", "needs at least one aggregate"));
+            return Err(PluginError::bad_config(
+                "aggregates",
+                "needs at least one aggregate",
+            ));
         }
         let mut measures = Vec::new();
         for (i, aggregate) in config.aggregates.iter().enumerate() {
             let expr = match (&aggregate.of, aggregate.function) {
-                (Some(text), _) => {
-                    Some(expr::parse(text).map_err(|m| PluginError::bad_config(format!("aggregates[{i}].of"), m))?)
-                }
+                (Some(text), _) => Some(
+                    expr::parse(text)
+                        .map_err(|m| PluginError::bad_config(format!("aggregates[{i}].of"), m))?,
+                ),
                 (None, Function::Count) => None,
                 (None, _) => {
                     return Err(PluginError::bad_config(
@@ -134,7 +142,10 @@ impl Plugin for Aggregate {
         let window = match &config.window {
             Some(w) => {
                 let seconds = parse_window_size(&w.size).ok_or_else(|| {
-                    PluginError::bad_config("window.size", format!("`{}` is not a size like 30s, 15m, 1h or 1d", w.size))
+                    PluginError::bad_config(
+                        "window.size",
+                        format!("`{}` is not a size like 30s, 15m, 1h or 1d", w.size),
+                    )
                 })?;
                 Some((w.column.clone(), seconds))
             }
@@ -163,14 +174,19 @@ impl Plugin for Aggregate {
             key_columns.push(("window_start".into(), starts));
         }
         for path in &self.group_by {
-            let column = if path.contains('.') { input.column_path(path)? } else { input.column_any(path)?.clone() };
+            let column = if path.contains('.') {
+                input.column_path(path)?
+            } else {
+                input.column_any(path)?.clone()
+            };
             key_columns.push((path.replace('.', "_"), column));
         }
         let groups = group::assign(&key_columns, &usable)?;
         let mut fields = Vec::new();
         let mut columns: Vec<ArrayRef> = Vec::new();
         for (name, column) in &key_columns {
-            let taken = weir_sdk::arrow_select::take::take(column.as_ref(), &groups.first_rows, None)?;
+            let taken =
+                weir_sdk::arrow_select::take::take(column.as_ref(), &groups.first_rows, None)?;
             fields.push(Field::new(name.as_str(), taken.data_type().clone(), true));
             columns.push(taken);
         }
@@ -181,11 +197,17 @@ impl Plugin for Aggregate {
             };
             let column = aggregate(*function, values.as_ref(), &groups, &usable);
             let nullable = *function != Function::Count;
-            fields.push(Field::new(name.as_str(), column.data_type().clone(), nullable));
+            fields.push(Field::new(
+                name.as_str(),
+                column.data_type().clone(),
+                nullable,
+            ));
             columns.push(column);
         }
         let out = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-        Ok(Outputs::new().with("out", out).with(REJECTED_PORT, rejects.finish()))
+        Ok(Outputs::new()
+            .with("out", out)
+            .with(REJECTED_PORT, rejects.finish()))
     }
 }
 
@@ -195,7 +217,10 @@ fn window_starts(input: &Input<'_>, column: &str, seconds: i64) -> Result<ArrayR
     let DataType::Timestamp(unit, zone) = array.data_type() else {
         return Err(PluginError::bad_input(
             "in",
-            format!("window column `{column}` is {}, not a timestamp", array.data_type()),
+            format!(
+                "window column `{column}` is {}, not a timestamp",
+                array.data_type()
+            ),
         ));
     };
     let per_second = match unit {
@@ -212,13 +237,27 @@ fn window_starts(input: &Input<'_>, column: &str, seconds: i64) -> Result<ArrayR
         .enumerate()
         .map(|(row, t)| array.is_valid(row).then(|| t.div_euclid(size) * size))
         .collect();
-    let floored = floored.into_data().into_builder().data_type(DataType::Timestamp(*unit, zone.clone())).build()?;
+    let floored = floored
+        .into_data()
+        .into_builder()
+        .data_type(DataType::Timestamp(*unit, zone.clone()))
+        .build()?;
     Ok(weir_sdk::arrow_array::make_array(floored))
 }
 
-fn aggregate(function: Function, values: Option<&Values>, groups: &group::Groups, usable: &[bool]) -> ArrayRef {
+fn aggregate(
+    function: Function,
+    values: Option<&Values>,
+    groups: &group::Groups,
+    usable: &[bool],
+) -> ArrayRef {
     let n = groups.first_rows.len();
-    let rows = groups.of_row.iter().zip(usable).enumerate().filter(|(_, (_, ok))| **ok);
+    let rows = groups
+        .of_row
+        .iter()
+        .zip(usable)
+        .enumerate()
+        .filter(|(_, (_, ok))| **ok);
     match (function, values) {
         (Function::Count, None) => {
             let mut counts = vec![0i64; n];

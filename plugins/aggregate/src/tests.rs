@@ -4,27 +4,49 @@ use super::*;
 use weir_sdk::arrow_array::cast::AsArray;
 use weir_sdk::testing::Harness;
 
-fn orders(rows: &[(Option<&str>, Option<i32>, Option<f64>, Option<i64>)]) -> RecordBatch {
+/// (category, quantity, unit price, event time in seconds).
+type OrderRow<'a> = (Option<&'a str>, Option<i32>, Option<f64>, Option<i64>);
+
+fn orders(rows: &[OrderRow<'_>]) -> RecordBatch {
     let schema = Schema::new(vec![
         Field::new("category", DataType::Utf8, true),
         Field::new("quantity", DataType::Int32, true),
         Field::new("unit_price", DataType::Float64, true),
-        Field::new("event_time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "event_time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
     ]);
     let categories: StringArray = rows.iter().map(|r| r.0).collect();
     let quantities: Int32Array = rows.iter().map(|r| r.1).collect();
     let prices: Float64Array = rows.iter().map(|r| r.2).collect();
-    let times = TimestampMicrosecondArray::from(rows.iter().map(|r| r.3.map(|s| s * 1_000_000)).collect::<Vec<_>>())
-        .with_timezone("UTC");
+    let times = TimestampMicrosecondArray::from(
+        rows.iter()
+            .map(|r| r.3.map(|s| s * 1_000_000))
+            .collect::<Vec<_>>(),
+    )
+    .with_timezone("UTC");
     RecordBatch::try_new(
         Arc::new(schema),
-        vec![Arc::new(categories), Arc::new(quantities), Arc::new(prices), Arc::new(times)],
+        vec![
+            Arc::new(categories),
+            Arc::new(quantities),
+            Arc::new(prices),
+            Arc::new(times),
+        ],
     )
     .unwrap()
 }
 
 fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
-    batch.column_by_name(column).unwrap().as_string::<i32>().iter().map(|s| s.map(str::to_string)).collect()
+    batch
+        .column_by_name(column)
+        .unwrap()
+        .as_string::<i32>()
+        .iter()
+        .map(|s| s.map(str::to_string))
+        .collect()
 }
 
 #[test]
@@ -44,15 +66,40 @@ fn revenue_by_category_in_first_seen_order_with_nulls_as_one_group() {
     ]);
     let out = plugin.run(Inputs::new().with("in", input)).unwrap();
     let out = out.get("out").unwrap();
-    assert_eq!(strings(out, "category"), [Some("Home".into()), Some("Kitchen".into()), None]);
-    let revenue: Vec<_> = out.column_by_name("revenue").unwrap().as_primitive::<Float64Type>().iter().collect();
+    assert_eq!(
+        strings(out, "category"),
+        [Some("Home".into()), Some("Kitchen".into()), None]
+    );
+    let revenue: Vec<_> = out
+        .column_by_name("revenue")
+        .unwrap()
+        .as_primitive::<Float64Type>()
+        .iter()
+        .collect();
     assert_eq!(revenue, [Some(24.5), Some(7.5), Some(1.0)]);
-    let orders: Vec<_> = out.column_by_name("orders").unwrap().as_primitive::<Int64Type>().iter().collect();
+    let orders: Vec<_> = out
+        .column_by_name("orders")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .iter()
+        .collect();
     assert_eq!(orders, [Some(2), Some(1), Some(2)]);
     let units = out.column_by_name("units").unwrap();
-    assert_eq!(units.data_type(), &DataType::Int64, "integer measures stay integers");
-    assert_eq!(units.as_primitive::<Int64Type>().iter().collect::<Vec<_>>(), [Some(5), Some(1), Some(1)]);
-    let largest: Vec<_> = out.column_by_name("largest").unwrap().as_primitive::<Int64Type>().iter().collect();
+    assert_eq!(
+        units.data_type(),
+        &DataType::Int64,
+        "integer measures stay integers"
+    );
+    assert_eq!(
+        units.as_primitive::<Int64Type>().iter().collect::<Vec<_>>(),
+        [Some(5), Some(1), Some(1)]
+    );
+    let largest: Vec<_> = out
+        .column_by_name("largest")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .iter()
+        .collect();
     assert_eq!(largest, [Some(3), Some(1), Some(1)]);
 }
 
@@ -76,7 +123,12 @@ fn tumbling_windows_and_null_times_go_to_rejected() {
         .iter()
         .collect();
     assert_eq!(starts, [Some(0), Some(3_600_000_000)]);
-    let counts: Vec<_> = rows.column_by_name("orders").unwrap().as_primitive::<Int64Type>().iter().collect();
+    let counts: Vec<_> = rows
+        .column_by_name("orders")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .iter()
+        .collect();
     assert_eq!(counts, [Some(2), Some(1)]);
     assert_eq!(out.get(REJECTED_PORT).unwrap().num_rows(), 1);
 }
@@ -93,15 +145,24 @@ fn an_empty_batch_gives_the_output_schema() {
 
 #[test]
 fn bad_config_and_bad_input_are_named() {
-    let err = Harness::<Aggregate>::new(json!({"aggregates": [{"name": "x", "function": "sum"}]})).unwrap_err();
+    let err = Harness::<Aggregate>::new(json!({"aggregates": [{"name": "x", "function": "sum"}]}))
+        .unwrap_err();
     assert_eq!(err.key.as_deref(), Some("aggregates[0].of"));
-    let err = Harness::<Aggregate>::new(json!({"aggregates": [{"name": "x", "function": "sum", "of": "a +"}]})).unwrap_err();
+    let err = Harness::<Aggregate>::new(
+        json!({"aggregates": [{"name": "x", "function": "sum", "of": "a +"}]}),
+    )
+    .unwrap_err();
     assert_eq!(err.key.as_deref(), Some("aggregates[0].of"));
     let err = Harness::<Aggregate>::new(json!({"window": {"column": "t", "size": "1 fortnight"},
         "aggregates": [{"name": "n", "function": "count"}]}))
     .unwrap_err();
     assert_eq!(err.key.as_deref(), Some("window.size"));
-    let mut plugin = Harness::<Aggregate>::new(json!({"aggregates": [{"name": "s", "function": "sum", "of": "category"}]})).unwrap();
-    let err = plugin.run(Inputs::new().with("in", orders(&[(Some("a"), Some(1), Some(1.0), Some(1))]))).unwrap_err();
+    let mut plugin = Harness::<Aggregate>::new(
+        json!({"aggregates": [{"name": "s", "function": "sum", "of": "category"}]}),
+    )
+    .unwrap();
+    let err = plugin
+        .run(Inputs::new().with("in", orders(&[(Some("a"), Some(1), Some(1.0), Some(1))])))
+        .unwrap_err();
     assert!(err.message.contains("`category`"), "{}", err.message);
 }

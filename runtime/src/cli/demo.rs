@@ -87,7 +87,11 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
     };
     let events = generate(args.count, args.seed);
     let count = |kind| events.iter().filter(|e| e.kind == kind).count();
-    let (valid, duplicates, malformed) = (count(EventKind::Valid), count(EventKind::Duplicate), count(EventKind::Malformed));
+    let (valid, duplicates, malformed) = (
+        count(EventKind::Valid),
+        count(EventKind::Duplicate),
+        count(EventKind::Malformed),
+    );
     runtime.block_on(async {
         producer::ensure_topic(&connection, &args.topic, args.partitions).await?;
         let sent = producer::produce(&connection, &args.topic, events.into_iter().map(|e| (e.key, e.value))).await?;
@@ -114,30 +118,54 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
             Ok(prepared) => prepared,
             Err(PipelineFileError::Invalid { path, problems }) => {
                 print_problems(&problems);
-                anyhow::bail!("{}: {} problem(s); nothing was started", path.display(), problems.len());
+                anyhow::bail!(
+                    "{}: {} problem(s); nothing was started",
+                    path.display(),
+                    problems.len()
+                );
             }
             Err(other) => return Err(other.into()),
         };
-        println!("running {} once (tables and checkpoints in {})", args.pipeline.display(), data.display());
+        println!(
+            "running {} once (tables and checkpoints in {})",
+            args.pipeline.display(),
+            data.display()
+        );
         // Each gold table is shown ordered by its first measure (first non-key numeric column).
         let merge_sinks: Vec<_> = prepared
             .pipelines
             .iter()
             .flat_map(|p| {
-                p.spec.sinks.iter().filter(|s| s.mode == SinkMode::Merge).map(|sink| {
-                    let keys = sink.merge.as_ref().map(|m| m.on.clone()).unwrap_or_default();
-                    let measure = p.schemas.get(&sink.from).and_then(|schema| {
-                        schema
-                            .fields()
-                            .iter()
-                            .find(|f| !keys.contains(f.name()) && f.data_type().is_numeric())
-                            .map(|f| f.name().clone())
-                    });
-                    (sink.clone(), measure.unwrap_or_else(|| keys.first().cloned().unwrap_or_default()))
-                })
+                p.spec
+                    .sinks
+                    .iter()
+                    .filter(|s| s.mode == SinkMode::Merge)
+                    .map(|sink| {
+                        let keys = sink
+                            .merge
+                            .as_ref()
+                            .map(|m| m.on.clone())
+                            .unwrap_or_default();
+                        let measure = p.schemas.get(&sink.from).and_then(|schema| {
+                            schema
+                                .fields()
+                                .iter()
+                                .find(|f| !keys.contains(f.name()) && f.data_type().is_numeric())
+                                .map(|f| f.name().clone())
+                        });
+                        (
+                            sink.clone(),
+                            measure.unwrap_or_else(|| keys.first().cloned().unwrap_or_default()),
+                        )
+                    })
             })
             .collect();
-        let reports = run_file(prepared, RunOptions { once: true }, Arc::new(AtomicBool::new(false))).await?;
+        let reports = run_file(
+            prepared,
+            RunOptions { once: true },
+            Arc::new(AtomicBool::new(false)),
+        )
+        .await?;
         for report in &reports {
             println!(
                 "  {}: {} epochs, {} records in, {} dead letters",
@@ -146,7 +174,9 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
         }
         for (sink, measure) in merge_sinks {
             let sql = format!("SELECT * FROM t ORDER BY \"{measure}\" DESC LIMIT 10");
-            let batches = query(&sink.table, &sql).await.with_context(|| format!("reading {}", sink.table.display()))?;
+            let batches = query(&sink.table, &sql)
+                .await
+                .with_context(|| format!("reading {}", sink.table.display()))?;
             println!("\n== {} (top 10 by {measure})", sink.name);
             println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
         }

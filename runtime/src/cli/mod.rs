@@ -62,7 +62,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// The multi-threaded runtime pipelines run on.
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Prints every problem of a pipeline file, one per line, to stderr.

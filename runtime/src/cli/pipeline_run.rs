@@ -61,7 +61,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn spawn_signal_watch(stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             tracing::warn!("cannot install signal handlers; stop with SIGKILL");
             return;
         };

@@ -24,7 +24,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     .stages
                     .iter()
                     .zip(&p.plugins)
-                    .map(|(s, plugin)| format!("{} ({}@{})", s.name, plugin.identity().name, plugin.identity().version))
+                    .map(|(s, plugin)| {
+                        format!(
+                            "{} ({}@{})",
+                            s.name,
+                            plugin.identity().name,
+                            plugin.identity().version
+                        )
+                    })
                     .collect();
                 let sinks: Vec<String> = p
                     .spec
@@ -40,12 +47,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     sinks.join(", ")
                 );
             }
-            println!("{}: ok ({} pipelines)", args.file.display(), prepared.pipelines.len());
+            println!(
+                "{}: ok ({} pipelines)",
+                args.file.display(),
+                prepared.pipelines.len()
+            );
             Ok(())
         }
         Err(PipelineFileError::Invalid { path, problems }) => {
             print_problems(&problems);
-            anyhow::bail!("{}: {} problem(s); nothing was started", path.display(), problems.len())
+            anyhow::bail!(
+                "{}: {} problem(s); nothing was started",
+                path.display(),
+                problems.len()
+            )
         }
         Err(other) => Err(other.into()),
     }

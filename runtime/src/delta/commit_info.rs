@@ -24,7 +24,7 @@ pub async fn committed_epoch(
     let snapshot = table.snapshot().map_err(|source| DeltaError::Delta {
         table: path.to_path_buf(),
         operation: "read transactions",
-        source,
+        source: Box::new(source),
     })?;
     let version = snapshot
         .transaction_version(&table.log_store(), app_id)
@@ -32,7 +32,7 @@ pub async fn committed_epoch(
         .map_err(|source| DeltaError::Delta {
             table: path.to_path_buf(),
             operation: "read transactions",
-            source,
+            source: Box::new(source),
         })?;
     Ok(version.and_then(|v| u64::try_from(v).ok()))
 }
@@ -51,12 +51,12 @@ pub async fn find_epoch(
         .map_err(|source| DeltaError::Delta {
             table: path.to_path_buf(),
             operation: "read history",
-            source,
+            source: Box::new(source),
         })?;
     Ok(infos.into_iter().find_map(|info| {
         let record = info.info.get(KEY)?;
-        let matches = record.get("app_id")?.as_str()? == app_id
-            && record.get("epoch")?.as_u64()? == epoch;
+        let matches =
+            record.get("app_id")?.as_str()? == app_id && record.get("epoch")?.as_u64()? == epoch;
         matches.then(|| record.clone())
     }))
 }

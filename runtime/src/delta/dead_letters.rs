@@ -111,7 +111,10 @@ pub fn to_batch(pipeline: &str, epoch: u64, letters: &[DeadLetter]) -> RecordBat
                 table.append_null();
                 table_version.append_null();
             }
-            Origin::Delta { table: t, version: v } => {
+            Origin::Delta {
+                table: t,
+                version: v,
+            } => {
                 topic.append_null();
                 partition.append_null();
                 offset.append_null();
@@ -180,7 +183,10 @@ mod tests {
         ];
         let batch = to_batch("orders", 3, &letters);
         assert_eq!(batch.num_rows(), 2);
-        let topic = batch.column_by_name("source_topic").unwrap().as_string::<i32>();
+        let topic = batch
+            .column_by_name("source_topic")
+            .unwrap()
+            .as_string::<i32>();
         assert_eq!(topic.value(0), "orders");
         assert!(topic.is_null(1));
         let version = batch

@@ -33,7 +33,7 @@ pub enum DeltaError {
         operation: &'static str,
         /// deltalake's error.
         #[source]
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
     /// A query over the table failed (DataFusion).
     #[error("{table}: {operation} failed: {source}")]
@@ -44,7 +44,7 @@ pub enum DeltaError {
         operation: &'static str,
         /// DataFusion's error.
         #[source]
-        source: deltalake::datafusion::error::DataFusionError,
+        source: Box<deltalake::datafusion::error::DataFusionError>,
     },
     /// A stream's schema does not fit the table.
     #[error("{table}: {reason}")]

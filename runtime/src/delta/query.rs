@@ -11,7 +11,7 @@ pub async fn query(path: &Path, sql: &str) -> Result<Vec<RecordBatch>, DeltaErro
     let failed = |source| DeltaError::Query {
         table: path.to_path_buf(),
         operation: "query",
-        source,
+        source: Box::new(source),
     };
     let opened = table::open_existing(path).await?;
     let context = SessionContext::new();
@@ -20,9 +20,15 @@ pub async fn query(path: &Path, sql: &str) -> Result<Vec<RecordBatch>, DeltaErro
         .map_err(|source| DeltaError::Delta {
             table: path.to_path_buf(),
             operation: "query",
-            source,
+            source: Box::new(source),
         })?;
     let provider = opened.table_provider().await.map_err(failed)?;
     context.register_table("t", provider).map_err(failed)?;
-    context.sql(sql).await.map_err(failed)?.collect().await.map_err(failed)
+    context
+        .sql(sql)
+        .await
+        .map_err(failed)?
+        .collect()
+        .await
+        .map_err(failed)
 }

@@ -64,14 +64,12 @@ impl SinkTarget {
             (SinkMode::Merge, Some(merge)) if !empty => {
                 self.merge(table, batches, merge, properties).await
             }
-            _ => {
-                table
-                    .write(batches)
-                    .with_save_mode(SaveMode::Append)
-                    .with_commit_properties(properties)
-                    .await
-                    .map_err(|source| self.failed("append", source))
-            }
+            _ => table
+                .write(batches)
+                .with_save_mode(SaveMode::Append)
+                .with_commit_properties(properties)
+                .await
+                .map_err(|source| self.failed("append", source)),
         }
     }
 
@@ -89,7 +87,7 @@ impl SinkTarget {
             .map_err(|source| DeltaError::Query {
                 table: self.path.clone(),
                 operation: "merge",
-                source,
+                source: Box::new(source),
             })?;
         let columns: Vec<String> = batches[0]
             .schema()
@@ -110,7 +108,11 @@ impl SinkTarget {
                 .map(|c| (c.clone(), format!("s.{}", quote(c))))
                 .collect()
         } else {
-            merge.update.iter().map(|(c, e)| (c.clone(), e.clone())).collect()
+            merge
+                .update
+                .iter()
+                .map(|(c, e)| (c.clone(), e.clone()))
+                .collect()
         };
         let when = merge.when.clone();
         let (table, _metrics) = table
@@ -144,7 +146,7 @@ impl SinkTarget {
         DeltaError::Delta {
             table: self.path.clone(),
             operation,
-            source,
+            source: Box::new(source),
         }
     }
 }
@@ -155,7 +157,11 @@ fn quote(column: &str) -> String {
 }
 
 /// Reorders and casts a batch's columns (by name) to the table's Arrow types.
-pub fn conform(path: &Path, batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, DeltaError> {
+pub fn conform(
+    path: &Path,
+    batch: &RecordBatch,
+    target: &SchemaRef,
+) -> Result<RecordBatch, DeltaError> {
     let schema_error = |reason: String| DeltaError::Schema {
         table: path.to_path_buf(),
         reason,
@@ -166,8 +172,15 @@ pub fn conform(path: &Path, batch: &RecordBatch, target: &SchemaRef) -> Result<R
         .map(|field| {
             let column = match batch.column_by_name(field.name()) {
                 Some(column) => column.clone(),
-                None if field.is_nullable() => arrow::array::new_null_array(field.data_type(), batch.num_rows()),
-                None => return Err(schema_error(format!("required column `{}` is missing", field.name()))),
+                None if field.is_nullable() => {
+                    arrow::array::new_null_array(field.data_type(), batch.num_rows())
+                }
+                None => {
+                    return Err(schema_error(format!(
+                        "required column `{}` is missing",
+                        field.name()
+                    )));
+                }
             };
             if column.data_type() == field.data_type() {
                 Ok(column)
@@ -187,7 +200,11 @@ pub fn conform(path: &Path, batch: &RecordBatch, target: &SchemaRef) -> Result<R
 }
 
 /// A merge source must hold each key once, or the merge result would depend on row order.
-fn check_unique_keys(path: &Path, batches: &[RecordBatch], keys: &[String]) -> Result<(), DeltaError> {
+fn check_unique_keys(
+    path: &Path,
+    batches: &[RecordBatch],
+    keys: &[String],
+) -> Result<(), DeltaError> {
     let mut seen = HashSet::new();
     let formatter_options = arrow::util::display::FormatOptions::default();
     for batch in batches {
@@ -206,7 +223,10 @@ fn check_unique_keys(path: &Path, batches: &[RecordBatch], keys: &[String]) -> R
             })
             .collect::<Result<Vec<_>, _>>()?;
         for row in 0..batch.num_rows() {
-            let key: Vec<String> = formatters.iter().map(|f| f.value(row).to_string()).collect();
+            let key: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
             if !seen.insert(key.clone()) {
                 return Err(DeltaError::Schema {
                     table: path.to_path_buf(),

@@ -24,7 +24,7 @@ pub async fn read_added_rows(
     let query_failed = |source| DeltaError::Query {
         table: path.to_path_buf(),
         operation: "read changes",
-        source,
+        source: Box::new(source),
     };
     let schema = table::arrow_schema(path, &table)?;
     let builder = table
@@ -34,7 +34,7 @@ pub async fn read_added_rows(
     let provider = DeltaCdfTableProvider::try_new(builder).map_err(|source| DeltaError::Delta {
         table: path.to_path_buf(),
         operation: "read changes",
-        source,
+        source: Box::new(source),
     })?;
     let context = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     let columns: Vec<_> = schema
@@ -56,16 +56,23 @@ pub async fn read_added_rows(
         .select(columns)
         .map_err(query_failed)?;
     let batches = frame.collect().await.map_err(query_failed)?;
-    debug_assert!(batches.iter().all(|b| CHANGE_COLUMNS.iter().all(|c| b.column_by_name(c).is_none())));
+    debug_assert!(
+        batches
+            .iter()
+            .all(|b| CHANGE_COLUMNS.iter().all(|c| b.column_by_name(c).is_none()))
+    );
     Ok(batches)
 }
 
 /// The table's latest version.
 pub async fn latest_version(path: &Path, table: &mut DeltaTable) -> Result<u64, DeltaError> {
-    table.update_state().await.map_err(|source| DeltaError::Delta {
-        table: path.to_path_buf(),
-        operation: "refresh",
-        source,
-    })?;
-    Ok(table.version().and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+    table
+        .update_state()
+        .await
+        .map_err(|source| DeltaError::Delta {
+            table: path.to_path_buf(),
+            operation: "refresh",
+            source: Box::new(source),
+        })?;
+    Ok(table.version().unwrap_or(0))
 }

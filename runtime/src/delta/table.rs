@@ -35,7 +35,7 @@ pub async fn open(path: &Path) -> Result<Option<DeltaTable>, DeltaError> {
         Err(source) => Err(DeltaError::Delta {
             table: path.to_path_buf(),
             operation: "open",
-            source,
+            source: Box::new(source),
         }),
     }
 }
@@ -52,7 +52,7 @@ pub fn delta_schema(path: &Path, table: &DeltaTable) -> Result<StructType, Delta
     let snapshot = table.snapshot().map_err(|source| DeltaError::Delta {
         table: path.to_path_buf(),
         operation: "read schema",
-        source,
+        source: Box::new(source),
     })?;
     Ok(snapshot.schema().as_ref().clone())
 }
@@ -62,7 +62,7 @@ pub fn arrow_schema(path: &Path, table: &DeltaTable) -> Result<SchemaRef, DeltaE
     let snapshot = table.snapshot().map_err(|source| DeltaError::Delta {
         table: path.to_path_buf(),
         operation: "read schema",
-        source,
+        source: Box::new(source),
     })?;
     Ok(snapshot.snapshot().arrow_schema())
 }
@@ -72,7 +72,7 @@ pub fn change_data_feed_enabled(path: &Path, table: &DeltaTable) -> Result<bool,
     let snapshot = table.snapshot().map_err(|source| DeltaError::Delta {
         table: path.to_path_buf(),
         operation: "read properties",
-        source,
+        source: Box::new(source),
     })?;
     Ok(snapshot
         .metadata()
@@ -153,7 +153,7 @@ pub async fn create(
     let failed = |source| DeltaError::Delta {
         table: path.to_path_buf(),
         operation: "create",
-        source,
+        source: Box::new(source),
     };
     std::fs::create_dir_all(path).map_err(|e| DeltaError::Location {
         table: path.to_path_buf(),
@@ -190,11 +190,19 @@ mod tests {
     fn string_flavours_and_timestamp_units_are_the_same_delta_type() {
         let table = schema(vec![
             Field::new("id", DataType::Utf8, false),
-            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
         ]);
         let incoming = schema(vec![
             Field::new("id", DataType::Utf8View, false),
-            Field::new("at", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                true,
+            ),
         ]);
         check_fits(&table, &incoming).unwrap();
     }
@@ -213,8 +221,14 @@ mod tests {
         ]);
         let error = check_fits(&table, &incoming).unwrap_err();
         assert!(error.contains("`id` may be null"), "{error}");
-        assert!(error.contains("`qty` is \"long\" in the stream but \"integer\""), "{error}");
-        assert!(error.contains("`extra` (\"boolean\") is not in the table"), "{error}");
+        assert!(
+            error.contains("`qty` is \"long\" in the stream but \"integer\""),
+            "{error}"
+        );
+        assert!(
+            error.contains("`extra` (\"boolean\") is not in the table"),
+            "{error}"
+        );
         assert!(!error.contains("note"), "{error}");
     }
 

@@ -56,7 +56,9 @@ const CATEGORIES: [&str; 6] = ["Home", "Kitchen", "Electronics", "Books", "Garde
 const COUNTRIES: [&str; 6] = ["DE", "ES", "FR", "NL", "US", "PL"];
 const FIRST: [&str; 8] = ["Ana", "Ben", "Chen", "Dee", "Eli", "Fay", "Gus", "Hana"];
 const LAST: [&str; 6] = ["Ruiz", "Park", "Okafor", "Novak", "Silva", "Berg"];
-const NOUNS: [&str; 10] = ["Lamp", "Mug", "Kettle", "Cable", "Novel", "Rake", "Puzzle", "Chair", "Pan", "Speaker"];
+const NOUNS: [&str; 10] = [
+    "Lamp", "Mug", "Kettle", "Cable", "Novel", "Rake", "Puzzle", "Chair", "Pan", "Speaker",
+];
 const START_MILLIS: i64 = 1_714_557_600_000; // 2024-05-01T10:00:00Z
 
 /// SplitMix64: small, fast, and the same on every platform.
@@ -97,7 +99,10 @@ pub fn generate(count: usize, seed: u64) -> Vec<OrderEvent> {
             continue;
         }
         if roll < 0.025 {
-            let earlier: Vec<&OrderEvent> = events.iter().filter(|e| e.kind == EventKind::Valid).collect();
+            let earlier: Vec<&OrderEvent> = events
+                .iter()
+                .filter(|e| e.kind == EventKind::Valid)
+                .collect();
             if !earlier.is_empty() {
                 let original = earlier[rng.below(earlier.len() as u64) as usize].clone();
                 events.push(OrderEvent {
@@ -118,8 +123,13 @@ fn valid(rng: &mut Rng, index: usize, id: u64) -> OrderEvent {
     let category = CATEGORIES[category_index];
     let product = rng.skewed(40);
     let product_id = format!("p-{category_index}{product:02}");
-    let product_name = format!("{} {}", category, NOUNS[(product % NOUNS.len() as u64) as usize]);
-    let unit_price = ((product * 7 + category_index as u64 * 13) % 190 + 5) as f64 + 0.25 * (product % 4) as f64;
+    let product_name = format!(
+        "{} {}",
+        category,
+        NOUNS[(product % NOUNS.len() as u64) as usize]
+    );
+    let unit_price =
+        ((product * 7 + category_index as u64 * 13) % 190 + 5) as f64 + 0.25 * (product % 4) as f64;
     let customer = rng.skewed(500);
     let customer_id = format!("c-{customer}");
     let status = match rng.below(100) {
@@ -213,23 +223,47 @@ mod tests {
     fn same_seed_same_events_with_the_advertised_mix() {
         let events = generate(20_000, 7);
         assert_eq!(events, generate(20_000, 7));
-        let share = |kind| events.iter().filter(|e| e.kind == kind).count() as f64 / events.len() as f64;
-        assert!((0.015..0.025).contains(&share(EventKind::Duplicate)), "{}", share(EventKind::Duplicate));
-        assert!((0.003..0.007).contains(&share(EventKind::Malformed)), "{}", share(EventKind::Malformed));
+        let share =
+            |kind| events.iter().filter(|e| e.kind == kind).count() as f64 / events.len() as f64;
+        assert!(
+            (0.015..0.025).contains(&share(EventKind::Duplicate)),
+            "{}",
+            share(EventKind::Duplicate)
+        );
+        assert!(
+            (0.003..0.007).contains(&share(EventKind::Malformed)),
+            "{}",
+            share(EventKind::Malformed)
+        );
         let ids: std::collections::HashSet<_> = events
             .iter()
             .filter(|e| e.kind == EventKind::Valid)
             .map(|e| e.order.as_ref().unwrap().event_id.clone())
             .collect();
-        assert_eq!(ids.len(), events.iter().filter(|e| e.kind == EventKind::Valid).count());
-        let home = events.iter().filter(|e| e.order.as_ref().is_some_and(|o| o.category == "Home")).count();
-        let toys = events.iter().filter(|e| e.order.as_ref().is_some_and(|o| o.category == "Toys")).count();
+        assert_eq!(
+            ids.len(),
+            events.iter().filter(|e| e.kind == EventKind::Valid).count()
+        );
+        let home = events
+            .iter()
+            .filter(|e| e.order.as_ref().is_some_and(|o| o.category == "Home"))
+            .count();
+        let toys = events
+            .iter()
+            .filter(|e| e.order.as_ref().is_some_and(|o| o.category == "Toys"))
+            .count();
         assert!(home > 3 * toys, "categories are skewed: {home} vs {toys}");
     }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
-        assert_eq!(chrono_like_rfc3339(START_MILLIS), "2024-05-01T10:00:00.000Z");
-        assert_eq!(chrono_like_rfc3339(951_782_400_000 + 1), "2000-02-29T00:00:00.001Z");
+        assert_eq!(
+            chrono_like_rfc3339(START_MILLIS),
+            "2024-05-01T10:00:00.000Z"
+        );
+        assert_eq!(
+            chrono_like_rfc3339(951_782_400_000 + 1),
+            "2000-02-29T00:00:00.001Z"
+        );
     }
 }

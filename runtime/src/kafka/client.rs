@@ -9,7 +9,11 @@ use rdkafka::config::RDKafkaLogLevel;
 /// A consumer config: the connection's brokers and properties plus Weir's
 /// fixed settings (no auto-commit, no auto offset store: positions are owned
 /// by the sinks' Delta commits).
-pub fn consumer_config(connection: &KafkaConnection, group_id: Option<&str>, reset: &str) -> ClientConfig {
+pub fn consumer_config(
+    connection: &KafkaConnection,
+    group_id: Option<&str>,
+    reset: &str,
+) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &connection.brokers)
@@ -39,7 +43,11 @@ fn millis(duration: std::time::Duration) -> String {
 pub fn describe(connection: &KafkaConnection) -> String {
     let mut parts = vec![format!("bootstrap.servers={}", connection.brokers)];
     for (key, value) in &connection.properties {
-        let shown = if is_secret_property(key) { "***" } else { value.as_str() };
+        let shown = if is_secret_property(key) {
+            "***"
+        } else {
+            value.as_str()
+        };
         parts.push(format!("{key}={shown}"));
     }
     parts.join(" ")

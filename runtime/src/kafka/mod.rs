@@ -25,7 +25,9 @@ pub enum KafkaError {
         reason: String,
     },
     /// A subscribed topic does not exist.
-    #[error("topic `{topic}` does not exist on {brokers} (topics are not auto-created; create it first)")]
+    #[error(
+        "topic `{topic}` does not exist on {brokers} (topics are not auto-created; create it first)"
+    )]
     MissingTopic {
         /// The topic.
         topic: String,

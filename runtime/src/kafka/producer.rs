@@ -16,12 +16,18 @@ use rdkafka::util::Timeout;
 use std::time::Duration;
 
 /// Creates `topic` with `partitions` partitions unless it exists.
-pub async fn ensure_topic(connection: &KafkaConnection, topic: &str, partitions: i32) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = super::client::consumer_config(connection, None, "earliest")
-        .create()
-        .map_err(KafkaError::Config)?;
+pub async fn ensure_topic(
+    connection: &KafkaConnection,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> =
+        super::client::consumer_config(connection, None, "earliest")
+            .create()
+            .map_err(KafkaError::Config)?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let options = AdminOptions::new().operation_timeout(Some(Timeout::After(connection.connect_timeout)));
+    let options =
+        AdminOptions::new().operation_timeout(Some(Timeout::After(connection.connect_timeout)));
     let results = admin
         .create_topics([&new], &options)
         .await
@@ -65,7 +71,10 @@ pub async fn produce(
         let topic = topic.to_string();
         pending.push_back(async move {
             producer
-                .send(FutureRecord::to(&topic).key(&key).payload(&value), Duration::from_secs(30))
+                .send(
+                    FutureRecord::to(&topic).key(&key).payload(&value),
+                    Duration::from_secs(30),
+                )
                 .await
                 .map(|_| ())
                 .map_err(|(source, _)| KafkaError::Client {
@@ -74,11 +83,11 @@ pub async fn produce(
                 })
         });
         // Bound the in-flight futures so memory stays flat for large counts.
-        if pending.len() >= 10_000 {
-            if let Some(result) = pending.next().await {
-                result?;
-                sent += 1;
-            }
+        if pending.len() >= 10_000
+            && let Some(result) = pending.next().await
+        {
+            result?;
+            sent += 1;
         }
     }
     while let Some(result) = pending.next().await {

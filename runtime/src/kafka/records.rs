@@ -99,8 +99,11 @@ pub fn to_batch(records: &[Record]) -> RecordBatch {
     let mut offset = Int64Builder::with_capacity(n);
     let mut timestamp = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
     let header_builder = StructBuilder::from_fields(header_fields(), 0);
-    let mut headers = ListBuilder::new(header_builder)
-        .with_field(Arc::new(Field::new_struct("item", header_fields(), true)));
+    let mut headers = ListBuilder::new(header_builder).with_field(Arc::new(Field::new_struct(
+        "item",
+        header_fields(),
+        true,
+    )));
     for record in records {
         key.append_option(record.key.as_ref());
         value.append_option(record.value.as_ref());

@@ -1,9 +1,12 @@
-//! The Kafka source. It reads in a consumer group, but its positions are
-//! owned by the pipeline's sinks: on every assignment it seeks each
-//! partition to the offset the last committed epoch ended at (never to the
-//! group's own committed offset), and after each epoch it commits the group
-//! offsets only so lag tools can see progress. Epoch ranges are half-open
-//! offset ranges per partition; [`read_range`] replays one exactly.
+//! The Kafka source. Like Flink's and Spark's Kafka sources it assigns itself
+//! every partition of its topics (no group membership, so a killed process
+//! never leaves a dead member that stalls the next start in a rebalance), at
+//! the offsets the pipeline's sinks recorded; the group's committed offsets
+//! are never read, only written after each epoch so lag tools
+//! (`kafka-consumer-groups`, kcat) show progress under the configured
+//! `group_id`. Partitions added to a topic later are picked up. Epoch ranges
+//! are half-open offset ranges per partition; [`read_range`] replays one
+//! exactly.
 
 use super::KafkaError;
 use super::client;
@@ -13,12 +16,10 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Str
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, consumer::RebalanceProtocol};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A topic partition.
@@ -43,7 +44,8 @@ pub struct OffsetRange {
 /// Sorts records into the canonical epoch order (topic, partition, offset), so
 /// an epoch and its replay present plugins with identical input.
 pub fn canonical_order(records: &mut [Record]) {
-    records.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+    records
+        .sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
 }
 
 /// The per-partition ranges `records` (in canonical order) cover.
@@ -65,70 +67,24 @@ pub fn ranges_of(records: &[Record]) -> Vec<OffsetRange> {
     ranges
 }
 
-/// Seeks newly assigned partitions to the sinks' positions and notes that a
-/// rebalance happened, so a half-formed epoch is discarded.
-struct PositionContext {
-    positions: Arc<Mutex<Positions>>,
-    rebalanced: Arc<AtomicBool>,
-}
-
-impl ClientContext for PositionContext {}
-
-impl ConsumerContext for PositionContext {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        self.rebalanced.store(true, Ordering::SeqCst);
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
-        let result = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
-                let assigned: Vec<TopicPartition> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition()))
-                    .collect();
-                for (topic, partition) in assigned {
-                    if let Some(&offset) = positions.get(&(topic.clone(), partition)) {
-                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset));
-                    }
-                }
-                tracing::info!(partitions = tpl.count(), "Kafka partitions assigned; seeking to the sinks' positions");
-                if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                tracing::info!(partitions = tpl.count(), "Kafka partitions revoked");
-                if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                }
-            }
-            other => {
-                tracing::warn!(error = ?other, "Kafka rebalance error");
-                consumer.unassign()
-            }
-        };
-        if let Err(error) = result {
-            tracing::error!(%error, "Kafka (un)assignment failed");
-        }
-    }
-}
-
 /// How long `--once` waits for more messages after reaching the start watermarks.
 pub const ONCE_IDLE: Duration = Duration::from_secs(1);
 
 /// A consumer-group source for one pipeline.
 pub struct KafkaSource {
-    consumer: StreamConsumer<PositionContext>,
-    brokers: String,
-    positions: Arc<Mutex<Positions>>,
-    rebalanced: Arc<AtomicBool>,
+    consumer: StreamConsumer,
+    connection: KafkaConnection,
+    topics: Vec<String>,
+    start: KafkaStart,
+    positions: Mutex<Positions>,
     /// High watermarks when the source started (`--once` stops there).
     start_watermarks: Positions,
+    /// When the topics' partition lists were last checked for new partitions.
+    partitions_checked: Mutex<Instant>,
 }
+
+/// How often a streaming source looks for partitions added to its topics.
+const PARTITION_REFRESH: Duration = Duration::from_secs(10);
 
 /// What [`KafkaSource::next_epoch`] should do when no more records arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,9 +98,9 @@ pub enum Mode {
 }
 
 impl KafkaSource {
-    /// Connects, checks the topics exist, and subscribes. `resume` holds the
-    /// positions recorded by the sinks; partitions without one start at
-    /// `start` (the low or high watermark).
+    /// Connects, checks the topics exist, and assigns every partition.
+    /// `resume` holds the positions recorded by the sinks; partitions without
+    /// one start at `start` (the low or high watermark).
     pub async fn connect(
         connection: &KafkaConnection,
         topics: &[String],
@@ -156,14 +112,8 @@ impl KafkaSource {
             KafkaStart::Earliest => "earliest",
             KafkaStart::Latest => "latest",
         };
-        let positions = Arc::new(Mutex::new(Positions::new()));
-        let rebalanced = Arc::new(AtomicBool::new(false));
-        let context = PositionContext {
-            positions: positions.clone(),
-            rebalanced: rebalanced.clone(),
-        };
-        let consumer: StreamConsumer<PositionContext> = client::consumer_config(connection, Some(group_id), reset)
-            .create_with_context(context)
+        let consumer: StreamConsumer = client::consumer_config(connection, Some(group_id), reset)
+            .create()
             .map_err(KafkaError::Config)?;
         tracing::info!(settings = %client::describe(connection), group_id, "connecting to Kafka");
         let (consumer, watermarks) = tokio::task::spawn_blocking({
@@ -187,25 +137,72 @@ impl KafkaSource {
             initial.insert(tp.clone(), resume.get(&tp).copied().unwrap_or(first));
             start_watermarks.insert(tp, high);
         }
-        tracing::debug!(?start_watermarks, ?initial, "Kafka high watermarks at start, and start positions");
-        *positions.lock().unwrap_or_else(|p| p.into_inner()) = initial;
-        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&names).map_err(|source| KafkaError::Client {
-            operation: "subscribe",
-            source,
-        })?;
+        tracing::debug!(
+            ?start_watermarks,
+            ?initial,
+            "Kafka high watermarks at start, and start positions"
+        );
+        assign(&consumer, &initial, true)?;
+        tracing::info!(
+            partitions = initial.len(),
+            "Kafka partitions assigned at the sinks' positions"
+        );
         Ok(KafkaSource {
             consumer,
-            brokers: connection.brokers.clone(),
-            positions,
-            rebalanced,
+            connection: connection.clone(),
+            topics: topics.to_vec(),
+            start,
+            positions: Mutex::new(initial),
             start_watermarks,
+            partitions_checked: Mutex::new(Instant::now()),
         })
+    }
+
+    /// Assigns partitions added to the topics since the last look, at their
+    /// start position. Blocks briefly on a metadata request.
+    fn refresh_partitions(&self) {
+        *self
+            .partitions_checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        let watermarks = match partition_watermarks(&self.consumer, &self.connection, &self.topics)
+        {
+            Ok(watermarks) => watermarks,
+            Err(error) => {
+                tracing::warn!(%error, "cannot refresh the topics' partitions; retrying later");
+                return;
+            }
+        };
+        let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+        let added: Positions = watermarks
+            .into_iter()
+            .filter(|(tp, _)| !positions.contains_key(tp))
+            .map(|(tp, (low, high))| {
+                let first = match self.start {
+                    KafkaStart::Earliest => low,
+                    KafkaStart::Latest => high,
+                };
+                (tp, first)
+            })
+            .collect();
+        if added.is_empty() {
+            return;
+        }
+        match assign(&self.consumer, &added, false) {
+            Ok(()) => {
+                tracing::info!(partitions = ?added.keys().collect::<Vec<_>>(), "new Kafka partitions assigned");
+                positions.extend(added);
+            }
+            Err(error) => tracing::warn!(%error, "cannot assign new partitions; retrying later"),
+        }
     }
 
     /// The next offset to read per partition (the end of the last committed epoch).
     pub fn positions(&self) -> Positions {
-        self.positions.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.positions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether every partition has reached its high watermark at start.
@@ -254,18 +251,24 @@ impl KafkaSource {
             if deadline.is_some() && wait.is_zero() {
                 break;
             }
-            let received = tokio::time::timeout(wait, self.consumer.recv()).await;
-            if self.rebalanced.swap(false, Ordering::SeqCst) {
-                // Partitions moved: what was collected will be re-read from the sinks' positions.
-                records.clear();
-                bytes = 0;
-                deadline = None;
-                expected = self.positions();
+            let refresh_due = mode == Mode::Stream
+                && self
+                    .partitions_checked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .elapsed()
+                    >= PARTITION_REFRESH;
+            if refresh_due {
+                tokio::task::block_in_place(|| self.refresh_partitions());
+                for (tp, offset) in self.positions() {
+                    expected.entry(tp).or_insert(offset);
+                }
             }
+            let received = tokio::time::timeout(wait, self.consumer.recv()).await;
             let message = match received {
                 Err(_elapsed) => continue,
                 Ok(Err(source)) if is_transient(&source) => {
-                    tracing::warn!(error = %source, brokers = %self.brokers, "Kafka consume error; retrying");
+                    tracing::warn!(error = %source, brokers = %self.connection.brokers, "Kafka consume error; retrying");
                     continue;
                 }
                 Ok(Err(source)) => {
@@ -277,7 +280,10 @@ impl KafkaSource {
                 Ok(Ok(message)) => message,
             };
             let tp = (message.topic().to_string(), message.partition());
-            if expected.get(&tp).is_some_and(|&next| message.offset() < next) {
+            if expected
+                .get(&tp)
+                .is_some_and(|&next| message.offset() < next)
+            {
                 continue; // already part of a committed epoch
             }
             expected.insert(tp, message.offset() + 1);
@@ -313,13 +319,14 @@ impl KafkaSource {
         let mut tpl = TopicPartitionList::new();
         for range in ranges {
             positions.insert((range.topic.clone(), range.partition), range.end);
-            let _ = tpl.add_partition_offset(&range.topic, range.partition, Offset::Offset(range.end));
+            let _ =
+                tpl.add_partition_offset(&range.topic, range.partition, Offset::Offset(range.end));
         }
         drop(positions);
-        if tpl.count() > 0 {
-            if let Err(error) = self.consumer.commit(&tpl, CommitMode::Async) {
-                tracing::warn!(%error, "committing consumer-group offsets failed (progress is safe in Delta)");
-            }
+        if tpl.count() > 0
+            && let Err(error) = self.consumer.commit(&tpl, CommitMode::Async)
+        {
+            tracing::warn!(%error, "committing consumer-group offsets failed (progress is safe in Delta)");
         }
     }
 }
@@ -340,6 +347,31 @@ fn is_transient(error: &RdError) -> bool {
     )
 }
 
+/// Assigns `positions` (replacing the assignment when `replace`, else adding to it).
+fn assign<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    positions: &Positions,
+    replace: bool,
+) -> Result<(), KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in positions {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .map_err(|source| KafkaError::Client {
+                operation: "assign",
+                source,
+            })?;
+    }
+    let result = if replace {
+        consumer.assign(&tpl)
+    } else {
+        consumer.incremental_assign(&tpl)
+    };
+    result.map_err(|source| KafkaError::Client {
+        operation: "assign",
+        source,
+    })
+}
+
 /// Low and high watermarks of every partition of `topics`; errors name a
 /// missing topic or say the brokers are unreachable.
 fn partition_watermarks<C: Consumer<X>, X: ConsumerContext>(
@@ -353,7 +385,9 @@ fn partition_watermarks<C: Consumer<X>, X: ConsumerContext>(
         seconds: timeout.as_secs().max(1),
         reason: error.to_string(),
     };
-    let metadata = consumer.fetch_metadata(None, timeout).map_err(unreachable)?;
+    let metadata = consumer
+        .fetch_metadata(None, timeout)
+        .map_err(unreachable)?;
     let mut watermarks = BTreeMap::new();
     for topic in topics {
         let found = metadata
@@ -378,7 +412,10 @@ fn partition_watermarks<C: Consumer<X>, X: ConsumerContext>(
 
 /// Reads exactly the records of `ranges` again (replaying an epoch after a
 /// crash), in canonical order. Fails if the broker no longer has them.
-pub async fn read_range(connection: &KafkaConnection, ranges: &[OffsetRange]) -> Result<Vec<Record>, KafkaError> {
+pub async fn read_range(
+    connection: &KafkaConnection,
+    ranges: &[OffsetRange],
+) -> Result<Vec<Record>, KafkaError> {
     let connection = connection.clone();
     let ranges = ranges.to_vec();
     tokio::task::spawn_blocking(move || read_range_blocking(&connection, &ranges))
@@ -386,14 +423,18 @@ pub async fn read_range(connection: &KafkaConnection, ranges: &[OffsetRange]) ->
         .expect("the replay task does not panic")
 }
 
-fn read_range_blocking(connection: &KafkaConnection, ranges: &[OffsetRange]) -> Result<Vec<Record>, KafkaError> {
+fn read_range_blocking(
+    connection: &KafkaConnection,
+    ranges: &[OffsetRange],
+) -> Result<Vec<Record>, KafkaError> {
     let consumer: BaseConsumer = client::consumer_config(connection, None, "error")
         .create()
         .map_err(KafkaError::Config)?;
     let mut tpl = TopicPartitionList::new();
     let mut remaining: BTreeMap<TopicPartition, &OffsetRange> = BTreeMap::new();
     for range in ranges.iter().filter(|r| r.end > r.start) {
-        let _ = tpl.add_partition_offset(&range.topic, range.partition, Offset::Offset(range.start));
+        let _ =
+            tpl.add_partition_offset(&range.topic, range.partition, Offset::Offset(range.start));
         remaining.insert((range.topic.clone(), range.partition), range);
     }
     if remaining.is_empty() {
@@ -406,7 +447,9 @@ fn read_range_blocking(connection: &KafkaConnection, ranges: &[OffsetRange]) -> 
     let deadline = Instant::now() + connection.connect_timeout.max(Duration::from_secs(5)) * 3;
     let mut records = Vec::new();
     while !remaining.is_empty() {
-        let Some(range) = remaining.values().next().copied() else { break };
+        let Some(range) = remaining.values().next().copied() else {
+            break;
+        };
         if Instant::now() > deadline {
             return Err(KafkaError::Replay {
                 topic: range.topic.clone(),
@@ -416,7 +459,9 @@ fn read_range_blocking(connection: &KafkaConnection, ranges: &[OffsetRange]) -> 
                 reason: "timed out before the whole range was read".into(),
             });
         }
-        let Some(result) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let Some(result) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
         let message = match result {
             Ok(message) => message,
             Err(RdError::PartitionEOF(_)) => continue,
@@ -432,7 +477,9 @@ fn read_range_blocking(connection: &KafkaConnection, ranges: &[OffsetRange]) -> 
             }
         };
         let tp = (message.topic().to_string(), message.partition());
-        let Some(range) = remaining.get(&tp).copied() else { continue };
+        let Some(range) = remaining.get(&tp).copied() else {
+            continue;
+        };
         if message.offset() >= range.end {
             remaining.remove(&tp);
             continue;
@@ -466,10 +513,18 @@ mod tests {
 
     #[test]
     fn ranges_are_half_open_per_partition_in_canonical_order() {
-        let mut records = vec![record("b", 0, 5), record("a", 1, 7), record("a", 1, 9), record("a", 0, 3)];
+        let mut records = vec![
+            record("b", 0, 5),
+            record("a", 1, 7),
+            record("a", 1, 9),
+            record("a", 0, 3),
+        ];
         canonical_order(&mut records);
         let ranges = ranges_of(&records);
-        let compact: Vec<_> = ranges.iter().map(|r| (r.topic.as_str(), r.partition, r.start, r.end)).collect();
+        let compact: Vec<_> = ranges
+            .iter()
+            .map(|r| (r.topic.as_str(), r.partition, r.start, r.end))
+            .collect();
         assert_eq!(compact, [("a", 0, 3, 4), ("a", 1, 7, 10), ("b", 0, 5, 6)]);
     }
 }

@@ -23,14 +23,15 @@ pub fn substitute(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result
                 Some((name, default)) => (name, Some(default)),
                 None => (expression, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                return Err(format!("`${{{expression}}}` is not a valid variable reference"));
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "`${{{expression}}}` is not a valid variable reference"
+                ));
             }
-            match (lookup(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+            match (
+                lookup(name).filter(|v| !v.is_empty() || default.is_none()),
+                default,
+            ) {
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => {
@@ -97,7 +98,10 @@ mod tests {
         assert_eq!(substitute("a-${NOPE:-x}-b", &env).unwrap(), "a-x-b");
         assert_eq!(substitute("${EMPTY:-fallback}", &env).unwrap(), "fallback");
         assert_eq!(substitute("${EMPTY}", &env).unwrap(), "");
-        assert_eq!(substitute("cost $$5 and $x", &env).unwrap(), "cost $5 and $x");
+        assert_eq!(
+            substitute("cost $$5 and $x", &env).unwrap(),
+            "cost $5 and $x"
+        );
     }
 
     #[test]
@@ -106,16 +110,19 @@ mod tests {
             substitute("${KAFKA_PASSWORD}", &env).unwrap_err(),
             "environment variable KAFKA_PASSWORD is not set"
         );
-        assert!(substitute("${BAD NAME}", &env).unwrap_err().contains("not a valid"));
+        assert!(
+            substitute("${BAD NAME}", &env)
+                .unwrap_err()
+                .contains("not a valid")
+        );
         assert!(substitute("${OPEN", &env).unwrap_err().contains("closing"));
     }
 
     #[test]
     fn tree_substitution_collects_every_failure_with_its_key() {
-        let mut value: toml::Value = toml::from_str(
-            "a = \"${BROKERS}\"\n[b]\nc = [\"${X1}\", \"ok\"]\nd = \"${X2}\"",
-        )
-        .unwrap();
+        let mut value: toml::Value =
+            toml::from_str("a = \"${BROKERS}\"\n[b]\nc = [\"${X1}\", \"ok\"]\nd = \"${X2}\"")
+                .unwrap();
         let mut errors = Vec::new();
         substitute_tree(&mut value, "", &env, &mut errors);
         assert_eq!(value["a"].as_str(), Some("k1:9092"));

@@ -5,7 +5,7 @@
 //! (that is [`super::validate`]).
 
 use super::env;
-use super::model::{PipelineFile, Pipeline, PortRef, Problem, Sink, Source, Stage};
+use super::model::{Pipeline, PipelineFile, PortRef, Problem, Sink, Source, Stage};
 use super::spec::{FileSettings, PipelineHeader, SinkMode, SinkSpec, SourceSpec, StageSpec};
 use serde::de::DeserializeOwned;
 use std::collections::HashSet;
@@ -52,17 +52,24 @@ pub fn parse(
         problems.push(key, message);
     }
 
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
     let pipeline_tables = match root.remove("pipeline") {
         Some(toml::Value::Array(items)) => items,
         Some(_) => {
-            problems.push("pipeline", "must be an array of tables: write `[[pipeline]]`");
+            problems.push(
+                "pipeline",
+                "must be an array of tables: write `[[pipeline]]`",
+            );
             Vec::new()
         }
         None => Vec::new(),
     };
-    let settings: Option<FileSettings> = read_section(toml::Value::Table(root), "file", &mut problems);
+    let settings: Option<FileSettings> =
+        read_section(toml::Value::Table(root), "file", &mut problems);
     if pipeline_tables.is_empty() {
         problems.push("file", "declares no pipeline; add a `[[pipeline]]` table");
     }
@@ -70,13 +77,16 @@ pub fn parse(
     let mut pipelines = Vec::new();
     let mut names = HashSet::new();
     for (index, table) in pipeline_tables.into_iter().enumerate() {
-        if let Some(pipeline) = read_pipeline(index, table, &base, settings.as_ref(), &mut problems) {
-            if !names.insert(pipeline.name.clone()) {
-                problems.push(
-                    format!("pipeline \"{}\"", pipeline.name),
-                    "the name is used by an earlier pipeline; names must be unique",
-                );
-            }
+        if let Some(name) = table.get("name").and_then(|n| n.as_str())
+            && !names.insert(name.to_string())
+        {
+            problems.push(
+                format!("pipeline \"{name}\""),
+                "the name is used by an earlier pipeline; names must be unique",
+            );
+        }
+        if let Some(pipeline) = read_pipeline(index, table, &base, settings.as_ref(), &mut problems)
+        {
             pipelines.push(pipeline);
         }
     }
@@ -120,7 +130,12 @@ fn read_section<T: DeserializeOwned>(
 }
 
 /// Takes the `[[KEY]]` array out of a pipeline table.
-fn take_array(table: &mut toml::Table, key: &str, location: &str, problems: &mut Problems) -> Vec<toml::Value> {
+fn take_array(
+    table: &mut toml::Table,
+    key: &str,
+    location: &str,
+    problems: &mut Problems,
+) -> Vec<toml::Value> {
     match table.remove(key) {
         Some(toml::Value::Array(items)) => items,
         Some(_) => {
@@ -151,7 +166,8 @@ fn read_pipeline(
     };
     let stage_tables = take_array(&mut table, "stage", &location, problems);
     let sink_tables = take_array(&mut table, "sink", &location, problems);
-    let header: Option<PipelineHeader> = read_section(toml::Value::Table(table), &location, problems);
+    let header: Option<PipelineHeader> =
+        read_section(toml::Value::Table(table), &location, problems);
 
     let mut stages = Vec::new();
     let mut stage_names: Vec<String> = Vec::new();
@@ -163,7 +179,10 @@ fn read_pipeline(
         };
         let name = spec.name.clone();
         if stage_names.contains(&name) {
-            problems.push(&stage_location, "the name is used by an earlier stage of this pipeline");
+            problems.push(
+                &stage_location,
+                "the name is used by an earlier stage of this pipeline",
+            );
         }
         if let Some(stage) = resolve_stage(i, spec, &stage_names, base, &stage_location, problems) {
             stages.push(stage);
@@ -171,7 +190,10 @@ fn read_pipeline(
         stage_names.push(name);
     }
     if stage_names.is_empty() {
-        problems.push(&location, "has no stage; add a `[[pipeline.stage]]` with a plugin");
+        problems.push(
+            &location,
+            "has no stage; add a `[[pipeline.stage]]` with a plugin",
+        );
     }
 
     let mut sinks = Vec::new();
@@ -182,14 +204,20 @@ fn read_pipeline(
             continue;
         };
         if sinks.iter().any(|s: &Sink| s.name == spec.name) {
-            problems.push(&sink_location, "the name is used by an earlier sink of this pipeline");
+            problems.push(
+                &sink_location,
+                "the name is used by an earlier sink of this pipeline",
+            );
         }
         if let Some(sink) = resolve_sink(spec, &stage_names, base, &sink_location, problems) {
             sinks.push(sink);
         }
     }
     if declared_sinks == 0 {
-        problems.push(&location, "has no sink; add a `[[pipeline.sink]]` with a Delta table");
+        problems.push(
+            &location,
+            "has no sink; add a `[[pipeline.sink]]` with a Delta table",
+        );
     }
 
     let header = header?;
@@ -199,15 +227,20 @@ fn read_pipeline(
                 .connection
                 .or_else(|| settings.and_then(|s| s.kafka.clone()));
             if kafka.topics.is_empty() || kafka.topics.iter().any(|t| t.trim().is_empty()) {
-                problems.push(format!("{location} > source.kafka.topics"), "needs at least one non-empty topic name");
+                problems.push(
+                    format!("{location} > source.kafka.topics"),
+                    "needs at least one non-empty topic name",
+                );
             }
             if kafka.group_id.trim().is_empty() {
-                problems.push(format!("{location} > source.kafka.group_id"), "must not be empty");
+                problems.push(
+                    format!("{location} > source.kafka.group_id"),
+                    "must not be empty",
+                );
             }
             let Some(connection) = connection else {
-                if settings.is_none() {
-                    return None; // the file-level problem is already reported
-                }
+                // Without file settings the file-level problem is already reported.
+                settings?;
                 problems.push(
                     format!("{location} > source.kafka"),
                     "no Kafka connection: add a top-level `[kafka]` table with `brokers`, or `[pipeline.source.kafka.connection]`",
@@ -215,7 +248,10 @@ fn read_pipeline(
                 return None;
             };
             if connection.brokers.trim().is_empty() {
-                problems.push(format!("{location} > source.kafka"), "the Kafka connection's `brokers` is empty");
+                problems.push(
+                    format!("{location} > source.kafka"),
+                    "the Kafka connection's `brokers` is empty",
+                );
             }
             Source::Kafka {
                 topics: kafka.topics,
@@ -232,7 +268,10 @@ fn read_pipeline(
     };
     let batch = header.batch;
     if batch.max_records == 0 || batch.max_bytes == 0 {
-        problems.push(format!("{location} > batch"), "max_records and max_bytes must be positive");
+        problems.push(
+            format!("{location} > batch"),
+            "max_records and max_bytes must be positive",
+        );
     }
     if header.name.trim().is_empty()
         || !header
@@ -240,15 +279,16 @@ fn read_pipeline(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        problems.push(&location, "name must be non-empty and use only letters, digits, `-` and `_`");
+        problems.push(
+            &location,
+            "name must be non-empty and use only letters, digits, `-` and `_`",
+        );
     }
     let dead_letters = header
         .dead_letters
         .or_else(|| settings.and_then(|s| s.dead_letters.clone()));
     let Some(dead_letters) = dead_letters else {
-        if settings.is_none() {
-            return None;
-        }
+        settings?;
         problems.push(
             &location,
             "has no dead-letter table: set `dead_letters` on the pipeline or at the top of the file",
@@ -273,7 +313,13 @@ fn stage_location(pipeline: &str, kind: &str, index: usize, value: &toml::Value)
 }
 
 /// Parses `"source"` or `"STAGE.PORT"` against the stages declared so far.
-fn resolve_port(text: &str, earlier: &[String], key: &str, location: &str, problems: &mut Problems) -> Option<PortRef> {
+fn resolve_port(
+    text: &str,
+    earlier: &[String],
+    key: &str,
+    location: &str,
+    problems: &mut Problems,
+) -> Option<PortRef> {
     if text == "source" {
         return Some(PortRef::Source);
     }
@@ -290,7 +336,11 @@ fn resolve_port(text: &str, earlier: &[String], key: &str, location: &str, probl
             port: port.to_string(),
         }),
         None => {
-            let known = earlier.iter().filter(|n| !n.is_empty()).cloned().collect::<Vec<_>>();
+            let known = earlier
+                .iter()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect::<Vec<_>>();
             problems.push(
                 format!("{location} > {key}"),
                 format!(
@@ -327,7 +377,10 @@ fn resolve_stage(
         (Some(table), None) => match serde_json::to_string(table) {
             Ok(json) => json,
             Err(e) => {
-                problems.push(format!("{location} > config"), format!("cannot be expressed as JSON: {e}"));
+                problems.push(
+                    format!("{location} > config"),
+                    format!("cannot be expressed as JSON: {e}"),
+                );
                 return None;
             }
         },
@@ -336,7 +389,10 @@ fn resolve_stage(
             match std::fs::read_to_string(&file) {
                 Ok(json) => json,
                 Err(e) => {
-                    problems.push(format!("{location} > config_file"), format!("cannot read {}: {e}", file.display()));
+                    problems.push(
+                        format!("{location} > config_file"),
+                        format!("cannot read {}: {e}", file.display()),
+                    );
                     return None;
                 }
             }
@@ -346,10 +402,13 @@ fn resolve_stage(
     if let Err(message) = spec.limits.validate() {
         problems.push(format!("{location} > limits"), message);
     }
-    if let Some(dedupe) = &spec.dedupe {
-        if dedupe.key.is_empty() {
-            problems.push(format!("{location} > dedupe.key"), "needs at least one column");
-        }
+    if let Some(dedupe) = &spec.dedupe
+        && dedupe.key.is_empty()
+    {
+        problems.push(
+            format!("{location} > dedupe.key"),
+            "needs at least one column",
+        );
     }
     Some(Stage {
         name: spec.name,
@@ -370,10 +429,16 @@ fn resolve_sink(
 ) -> Option<Sink> {
     match (spec.mode, &spec.merge) {
         (SinkMode::Merge, None) => {
-            problems.push(location, "mode = \"merge\" needs a `[pipeline.sink.merge]` table with `on` key columns");
+            problems.push(
+                location,
+                "mode = \"merge\" needs a `[pipeline.sink.merge]` table with `on` key columns",
+            );
         }
         (SinkMode::Merge, Some(merge)) if merge.on.is_empty() => {
-            problems.push(format!("{location} > merge.on"), "needs at least one key column");
+            problems.push(
+                format!("{location} > merge.on"),
+                "needs at least one key column",
+            );
         }
         (SinkMode::Append, Some(_)) => {
             problems.push(location, "a `merge` table only applies to mode = \"merge\"");
@@ -389,7 +454,10 @@ fn resolve_sink(
         },
     };
     if from == PortRef::Source {
-        problems.push(format!("{location} > from"), "a sink writes a stage output (`STAGE.PORT`), not the raw source");
+        problems.push(
+            format!("{location} > from"),
+            "a sink writes a stage output (`STAGE.PORT`), not the raw source",
+        );
         return None;
     }
     let mut properties = spec.properties;
@@ -415,7 +483,9 @@ mod tests {
     use crate::pipeline::spec::SinkMode;
 
     fn parse_text(text: &str) -> Result<PipelineFile, Vec<Problem>> {
-        parse(Path::new("/pipelines/p.toml"), text, &|name| (name == "BROKERS").then(|| "k:9092".to_string()))
+        parse(Path::new("/pipelines/p.toml"), text, &|name| {
+            (name == "BROKERS").then(|| "k:9092".to_string())
+        })
     }
 
     const MINIMAL: &str = r#"
@@ -449,14 +519,34 @@ merge = { on = ["k"] }
         let p = &file.pipelines[0];
         assert_eq!(p.dead_letters, Path::new("/pipelines/tables/dl"));
         assert_eq!(p.stages[0].input, PortRef::Source);
-        assert_eq!(p.stages[1].input, PortRef::Stage { stage: 0, port: "out".into() });
+        assert_eq!(
+            p.stages[1].input,
+            PortRef::Stage {
+                stage: 0,
+                port: "out".into()
+            }
+        );
         assert_eq!(p.stages[0].config_json, r#"{"x":1}"#);
         assert_eq!(p.stages[1].config_json, "{}");
-        assert_eq!(p.sinks[0].from, PortRef::Stage { stage: 1, port: "out".into() });
+        assert_eq!(
+            p.sinks[0].from,
+            PortRef::Stage {
+                stage: 1,
+                port: "out".into()
+            }
+        );
         assert_eq!(p.sinks[0].mode, SinkMode::Merge);
-        assert_eq!(p.sinks[0].properties.get("delta.enableChangeDataFeed").map(String::as_str), Some("true"));
+        assert_eq!(
+            p.sinks[0]
+                .properties
+                .get("delta.enableChangeDataFeed")
+                .map(String::as_str),
+            Some("true")
+        );
         assert_eq!(p.app_id("s"), "weir:p:s");
-        let Source::Kafka { connection, .. } = &p.source else { panic!("kafka source") };
+        let Source::Kafka { connection, .. } = &p.source else {
+            panic!("kafka source")
+        };
         assert_eq!(connection.brokers, "k:9092");
     }
 
@@ -464,21 +554,36 @@ merge = { on = ["k"] }
     fn syntax_errors_give_line_and_column() {
         let problems = parse_text("checkpoint_dir = \"x\"\n[[pipeline]\n").unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].location.starts_with("line 2"), "{}", problems[0]);
+        assert!(
+            problems[0].location.starts_with("line 2"),
+            "{}",
+            problems[0]
+        );
     }
 
     #[test]
     fn a_file_without_pipelines_or_checkpoint_dir_says_so() {
         let problems = parse_text("").unwrap_err();
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        assert!(text.iter().any(|p| p.contains("checkpoint_dir")), "{text:?}");
-        assert!(text.iter().any(|p| p.contains("declares no pipeline")), "{text:?}");
+        assert!(
+            text.iter().any(|p| p.contains("checkpoint_dir")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|p| p.contains("declares no pipeline")),
+            "{text:?}"
+        );
     }
 
     #[test]
     fn a_stage_input_must_name_an_earlier_stage() {
         let text = MINIMAL.replace("name = \"a\"\n", "name = \"a\"\ninput = \"b.out\"\n");
         let problems = parse_text(&text).unwrap_err();
-        assert!(problems.iter().any(|p| p.message.contains("not declared before this point")), "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("not declared before this point")),
+            "{problems:?}"
+        );
     }
 }

@@ -52,27 +52,39 @@ pub fn read(path: &Path) -> Result<PipelineFile, PipelineFileError> {
 
 /// Reads a pipeline file, resolving `${VAR}`s from `overrides` first, then
 /// from the process environment.
-pub fn read_with(path: &Path, overrides: &HashMap<String, String>) -> Result<PipelineFile, PipelineFileError> {
+pub fn read_with(
+    path: &Path,
+    overrides: &HashMap<String, String>,
+) -> Result<PipelineFile, PipelineFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| PipelineFileError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let lookup = |name: &str| overrides.get(name).cloned().or_else(|| std::env::var(name).ok());
-    load::parse(path, &text, &lookup).map_err(|problems| {
-        PipelineFileError::Invalid {
-            path: path.to_path_buf(),
-            problems,
-        }
+    let lookup = |name: &str| {
+        overrides
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+    };
+    load::parse(path, &text, &lookup).map_err(|problems| PipelineFileError::Invalid {
+        path: path.to_path_buf(),
+        problems,
     })
 }
 
 /// Reads and fully validates a pipeline file.
-pub async fn read_and_validate(path: &Path, engine: &PluginEngine) -> Result<PreparedFile, PipelineFileError> {
+pub async fn read_and_validate(
+    path: &Path,
+    engine: &PluginEngine,
+) -> Result<PreparedFile, PipelineFileError> {
     validate_file(read(path)?, engine).await
 }
 
 /// Fully validates a loaded pipeline file.
-pub async fn validate_file(file: PipelineFile, engine: &PluginEngine) -> Result<PreparedFile, PipelineFileError> {
+pub async fn validate_file(
+    file: PipelineFile,
+    engine: &PluginEngine,
+) -> Result<PreparedFile, PipelineFileError> {
     let path = file.path.clone();
     validate::validate(file, engine)
         .await

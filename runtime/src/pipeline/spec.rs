@@ -49,9 +49,17 @@ fn default_connect_timeout() -> Duration {
 /// Whether a client property holds a secret that must not be logged.
 pub fn is_secret_property(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "secret", "token", "jaas", "private", ".key.pem", "credentials"]
-        .iter()
-        .any(|word| key.contains(word))
+    [
+        "password",
+        "secret",
+        "token",
+        "jaas",
+        "private",
+        ".key.pem",
+        "credentials",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
 }
 
 impl fmt::Debug for KafkaConnection {
@@ -60,7 +68,11 @@ impl fmt::Debug for KafkaConnection {
             .properties
             .iter()
             .map(|(key, value)| {
-                let shown = if is_secret_property(key) { "***" } else { value.as_str() };
+                let shown = if is_secret_property(key) {
+                    "***"
+                } else {
+                    value.as_str()
+                };
                 (key.as_str(), shown)
             })
             .collect();

@@ -41,7 +41,10 @@ pub struct PreparedFile {
 }
 
 /// Checks `file` completely; returns every problem found.
-pub async fn validate(file: PipelineFile, engine: &PluginEngine) -> Result<PreparedFile, Vec<Problem>> {
+pub async fn validate(
+    file: PipelineFile,
+    engine: &PluginEngine,
+) -> Result<PreparedFile, Vec<Problem>> {
     let mut problems = Vec::new();
     let order = match dependency_order(&file.pipelines) {
         Ok(order) => order,
@@ -99,7 +102,9 @@ fn dependency_order(pipelines: &[Pipeline]) -> Result<Vec<usize>, Problem> {
             1 => {
                 return Err(Problem {
                     location: format!("pipeline \"{}\"", pipelines[i].name),
-                    message: "its source table is (indirectly) written by itself: pipelines form a cycle".into(),
+                    message:
+                        "its source table is (indirectly) written by itself: pipelines form a cycle"
+                            .into(),
                 });
             }
             _ => {}
@@ -132,7 +137,8 @@ async fn check_pipeline(
     problems: &mut Vec<Problem>,
 ) -> Option<PreparedPipeline> {
     let here = format!("pipeline \"{}\"", pipeline.name);
-    let mut problem = |location: String, message: String| problems.push(Problem { location, message });
+    let mut problem =
+        |location: String, message: String| problems.push(Problem { location, message });
     let mut schemas: HashMap<PortRef, SchemaRef> = HashMap::new();
 
     match &pipeline.source {
@@ -200,9 +206,17 @@ async fn check_pipeline(
                 continue;
             }
         };
-        if let PortRef::Stage { stage: up, port } = &stage.input {
-            if !schemas.contains_key(&stage.input) && plugins.len() > *up {
-                let declared: Vec<String> = plugins[*up].manifest().outputs.iter().map(|p| p.name.clone()).collect();
+        if let PortRef::Stage { stage: up, port } = &stage.input
+            && !schemas.contains_key(&stage.input)
+            && plugins.len() > *up
+        {
+            {
+                let declared: Vec<String> = plugins[*up]
+                    .manifest()
+                    .outputs
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect();
                 if !declared.contains(port) {
                     problem(
                         format!("{at} > input"),
@@ -219,11 +233,16 @@ async fn check_pipeline(
             continue; // the upstream problem is already reported
         };
         let Some(input_port) = instance.ports().inputs.first().cloned() else {
-            problem(at.clone(), format!("{} declares no input port", plugin.identity()));
+            problem(
+                at.clone(),
+                format!("{} declares no input port", plugin.identity()),
+            );
             continue;
         };
-        if let Some(declared) = &input_port.schema {
-            if let Err(reason) = weir_sdk::schema::check_input_fits(declared, &input_schema) {
+        if let Some(declared) = &input_port.schema
+            && let Err(reason) = weir_sdk::schema::check_input_fits(declared, &input_schema)
+        {
+            {
                 problem(
                     format!("{at} > input"),
                     format!(
@@ -240,8 +259,10 @@ async fn check_pipeline(
         let probe = RecordBatch::new_empty(input_schema);
         match instance.process(&[(input_port.name.clone(), probe)], CallContext::default()) {
             Ok(outputs) => {
-                let mut found: BTreeMap<String, SchemaRef> =
-                    outputs.into_iter().map(|(port, batch)| (port, batch.schema())).collect();
+                let mut found: BTreeMap<String, SchemaRef> = outputs
+                    .into_iter()
+                    .map(|(port, batch)| (port, batch.schema()))
+                    .collect();
                 for port in &instance.ports().outputs {
                     let schema = found.remove(&port.name).or_else(|| port.schema.clone());
                     if let Some(schema) = schema {
@@ -268,22 +289,39 @@ async fn check_pipeline(
             if let Some(schema) = schemas.get(&out) {
                 for key in &dedupe.key {
                     if schema.field_with_name(key).is_err() {
-                        problem(format!("{at} > dedupe.key"), format!("column `{key}` is not in `out` ({})", describe_schema(schema)));
+                        problem(
+                            format!("{at} > dedupe.key"),
+                            format!(
+                                "column `{key}` is not in `out` ({})",
+                                describe_schema(schema)
+                            ),
+                        );
                     }
                 }
                 match schema.field_with_name(&dedupe.event_time) {
                     Ok(field) if matches!(field.data_type(), DataType::Timestamp(_, _)) => {}
                     Ok(field) => problem(
                         format!("{at} > dedupe.event_time"),
-                        format!("column `{}` is {}, not a timestamp", dedupe.event_time, field.data_type()),
+                        format!(
+                            "column `{}` is {}, not a timestamp",
+                            dedupe.event_time,
+                            field.data_type()
+                        ),
                     ),
                     Err(_) => problem(
                         format!("{at} > dedupe.event_time"),
-                        format!("column `{}` is not in `out` ({})", dedupe.event_time, describe_schema(schema)),
+                        format!(
+                            "column `{}` is not in `out` ({})",
+                            dedupe.event_time,
+                            describe_schema(schema)
+                        ),
                     ),
                 }
             } else {
-                problem(format!("{at} > dedupe"), "the stage has no `out` port to dedupe".into());
+                problem(
+                    format!("{at} > dedupe"),
+                    "the stage has no `out` port to dedupe".into(),
+                );
             }
         }
     }
@@ -295,11 +333,20 @@ async fn check_pipeline(
         let at = format!("{here} > sink \"{}\"", sink.name);
         let Some(schema) = schemas.get(&sink.from).cloned() else {
             if let PortRef::Stage { stage, port } = &sink.from {
-                let declared: Vec<String> = plugins[*stage].manifest().outputs.iter().map(|p| p.name.clone()).collect();
+                let declared: Vec<String> = plugins[*stage]
+                    .manifest()
+                    .outputs
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect();
                 if !declared.contains(port) {
                     problem(
                         format!("{at} > from"),
-                        format!("stage `{}` has no output port `{port}` (its ports: {})", pipeline.stages[*stage].name, declared.join(", ")),
+                        format!(
+                            "stage `{}` has no output port `{port}` (its ports: {})",
+                            pipeline.stages[*stage].name,
+                            declared.join(", ")
+                        ),
                     );
                 }
             }
@@ -308,7 +355,10 @@ async fn check_pipeline(
         let incoming = match table::to_delta_schema(&schema) {
             Ok(delta) => delta,
             Err(reason) => {
-                problem(format!("{at} > from"), format!("{}: {reason}", pipeline.port_name(&sink.from)));
+                problem(
+                    format!("{at} > from"),
+                    format!("{}: {reason}", pipeline.port_name(&sink.from)),
+                );
                 continue;
             }
         };
@@ -316,7 +366,11 @@ async fn check_pipeline(
             if schema.field_with_name(column).is_err() {
                 problem(
                     format!("{at} > {key}"),
-                    format!("column `{column}` is not in {} ({})", pipeline.port_name(&sink.from), describe_schema(&schema)),
+                    format!(
+                        "column `{column}` is not in {} ({})",
+                        pipeline.port_name(&sink.from),
+                        describe_schema(&schema)
+                    ),
                 );
             }
         };
@@ -330,12 +384,22 @@ async fn check_pipeline(
             for column in merge.update.keys() {
                 require_column("merge.update", column);
             }
-            let expressions = merge.when.iter().map(|w| ("merge.when".to_string(), w.clone())).chain(
-                merge.update.iter().map(|(c, e)| (format!("merge.update.{c}"), e.clone())),
-            );
+            let expressions = merge
+                .when
+                .iter()
+                .map(|w| ("merge.when".to_string(), w.clone()))
+                .chain(
+                    merge
+                        .update
+                        .iter()
+                        .map(|(c, e)| (format!("merge.update.{c}"), e.clone())),
+                );
             for (key, expression) in expressions {
                 if let Err(reason) = parse_sql_expression(&expression) {
-                    problem(format!("{at} > {key}"), format!("`{expression}` is not a valid SQL expression: {reason}"));
+                    problem(
+                        format!("{at} > {key}"),
+                        format!("`{expression}` is not a valid SQL expression: {reason}"),
+                    );
                 }
             }
         }
@@ -368,14 +432,19 @@ async fn check_pipeline(
 
     match table::open(&pipeline.dead_letters).await {
         Ok(Some(existing)) => {
-            let fits = table::delta_schema(&pipeline.dead_letters, &existing).map_err(|e| e.to_string()).and_then(|current| {
-                let expected = table::to_delta_schema(&dead_letters::schema())?;
-                table::check_fits(&current, &expected)
-            });
+            let fits = table::delta_schema(&pipeline.dead_letters, &existing)
+                .map_err(|e| e.to_string())
+                .and_then(|current| {
+                    let expected = table::to_delta_schema(&dead_letters::schema())?;
+                    table::check_fits(&current, &expected)
+                });
             if let Err(reason) = fits {
                 problem(
                     format!("{here} > dead_letters"),
-                    format!("{} is not a Weir dead-letter table: {reason}", pipeline.dead_letters.display()),
+                    format!(
+                        "{} is not a Weir dead-letter table: {reason}",
+                        pipeline.dead_letters.display()
+                    ),
                 );
             }
         }

@@ -44,9 +44,13 @@ impl Checkpoint {
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
-                return Err(RunError::Locked { path: dir.to_path_buf() });
+                return Err(RunError::Locked {
+                    path: dir.to_path_buf(),
+                });
             }
-            Err(fs::TryLockError::Error(source)) => return Err(io_error(&lock_path, "lock")(source)),
+            Err(fs::TryLockError::Error(source)) => {
+                return Err(io_error(&lock_path, "lock")(source));
+            }
         }
         Ok(Checkpoint {
             dir: dir.to_path_buf(),
@@ -73,12 +77,14 @@ impl Checkpoint {
     pub fn plan(&self, epoch: u64) -> Result<Option<EpochPlan>, RunError> {
         let path = self.plan_path(epoch);
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| RunError::CorruptCheckpoint {
-                    path,
-                    reason: e.to_string(),
-                }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| RunError::CorruptCheckpoint {
+                        path,
+                        reason: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(io_error(&path, "read")(source)),
         }
@@ -132,12 +138,14 @@ impl Checkpoint {
     pub fn known_sinks(&self) -> Result<Option<Vec<String>>, RunError> {
         let path = self.dir.join("sinks.json");
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| RunError::CorruptCheckpoint {
-                    path,
-                    reason: e.to_string(),
-                }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| RunError::CorruptCheckpoint {
+                        path,
+                        reason: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(io_error(&path, "read")(source)),
         }
@@ -151,17 +159,27 @@ impl Checkpoint {
 
     /// Removes plans and snapshots older than the last few epochs before `committed`.
     pub fn prune(&self, committed: u64) {
-        let Some(horizon) = committed.checked_sub(KEEP_EPOCHS) else { return };
+        let Some(horizon) = committed.checked_sub(KEEP_EPOCHS) else {
+            return;
+        };
         let old = |dir: PathBuf, strip: fn(&str) -> Option<&str>| {
             if let Ok(entries) = fs::read_dir(&dir) {
                 for entry in entries.filter_map(Result::ok) {
                     let name = entry.file_name();
-                    let Some(epoch) = name.to_str().and_then(strip).and_then(|n| n.parse::<u64>().ok()) else {
+                    let Some(epoch) = name
+                        .to_str()
+                        .and_then(strip)
+                        .and_then(|n| n.parse::<u64>().ok())
+                    else {
                         continue;
                     };
                     if epoch < horizon {
                         let path = entry.path();
-                        let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+                        let _ = if path.is_dir() {
+                            fs::remove_dir_all(&path)
+                        } else {
+                            fs::remove_file(&path)
+                        };
                     }
                 }
             }
@@ -175,14 +193,15 @@ impl Checkpoint {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     let temporary = path.with_extension("tmp");
     let mut file = File::create(&temporary).map_err(io_error(&temporary, "create"))?;
-    file.write_all(bytes).map_err(io_error(&temporary, "write"))?;
+    file.write_all(bytes)
+        .map_err(io_error(&temporary, "write"))?;
     file.sync_all().map_err(io_error(&temporary, "sync"))?;
     drop(file);
     fs::rename(&temporary, path).map_err(io_error(path, "rename"))?;
-    if let Some(parent) = path.parent() {
-        if let Ok(dir) = File::open(parent) {
-            let _ = dir.sync_all();
-        }
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = File::open(parent)
+    {
+        let _ = dir.sync_all();
     }
     Ok(())
 }
@@ -212,7 +231,9 @@ mod tests {
             let checkpoint = Checkpoint::open(dir.path()).unwrap();
             for epoch in 1..=9 {
                 checkpoint.write_plan(&plan(epoch)).unwrap();
-                checkpoint.write_state(epoch, &[("s.arrow".into(), vec![epoch as u8])]).unwrap();
+                checkpoint
+                    .write_state(epoch, &[("s.arrow".into(), vec![epoch as u8])])
+                    .unwrap();
             }
             checkpoint.prune(9);
         }

@@ -46,7 +46,11 @@ impl DedupeState {
                 reason: format!("column `{name}` is missing"),
             })
         };
-        let key_indices = spec.key.iter().map(|k| column(k)).collect::<Result<Vec<_>, _>>()?;
+        let key_indices = spec
+            .key
+            .iter()
+            .map(|k| column(k))
+            .collect::<Result<Vec<_>, _>>()?;
         let time_index = column(&spec.event_time)?;
         let converter = RowConverter::new(
             key_indices
@@ -54,7 +58,9 @@ impl DedupeState {
                 .map(|&i| SortField::new(schema.field(i).data_type().clone()))
                 .collect(),
         )
-        .map_err(|e| RunError::Dedupe { reason: e.to_string() })?;
+        .map_err(|e| RunError::Dedupe {
+            reason: e.to_string(),
+        })?;
         Ok(DedupeState {
             spec,
             converter,
@@ -88,8 +94,14 @@ impl DedupeState {
 
     /// Dedupes one batch, then advances the watermark and forgets keys behind it.
     pub fn apply(&mut self, batch: &RecordBatch) -> Result<DedupeOutcome, RunError> {
-        let failed = |e: arrow::error::ArrowError| RunError::Dedupe { reason: e.to_string() };
-        let keys: Vec<ArrayRef> = self.key_indices.iter().map(|&i| batch.column(i).clone()).collect();
+        let failed = |e: arrow::error::ArrowError| RunError::Dedupe {
+            reason: e.to_string(),
+        };
+        let keys: Vec<ArrayRef> = self
+            .key_indices
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
         let rows = self.converter.convert_columns(&keys).map_err(failed)?;
         let times = cast(
             batch.column(self.time_index),
@@ -104,7 +116,13 @@ impl DedupeState {
         let mut newest = self.max_event;
         for (index, row) in rows.iter().enumerate() {
             if times.is_null(index) {
-                late.push((index, format!("`{}` is null; dedupe needs an event time", self.spec.event_time)));
+                late.push((
+                    index,
+                    format!(
+                        "`{}` is null; dedupe needs an event time",
+                        self.spec.event_time
+                    ),
+                ));
                 keep.push(false);
                 continue;
             }
@@ -138,7 +156,11 @@ impl DedupeState {
         if let Some(watermark) = self.watermark() {
             self.seen.retain(|_, &mut time| time >= watermark);
         }
-        Ok(DedupeOutcome { kept, late, duplicates })
+        Ok(DedupeOutcome {
+            kept,
+            late,
+            duplicates,
+        })
     }
 
     fn snapshot_schema() -> SchemaRef {
@@ -150,7 +172,8 @@ impl DedupeState {
 
     /// The state as Arrow IPC bytes (newest event time in the schema metadata).
     pub fn snapshot(&self) -> Result<Vec<u8>, RunError> {
-        let mut entries: Vec<(&[u8], i64)> = self.seen.iter().map(|(k, &t)| (k.as_ref(), t)).collect();
+        let mut entries: Vec<(&[u8], i64)> =
+            self.seen.iter().map(|(k, &t)| (k.as_ref(), t)).collect();
         entries.sort_unstable();
         let keys = BinaryArray::from_iter_values(entries.iter().map(|(k, _)| *k));
         let times = Int64Array::from_iter_values(entries.iter().map(|(_, t)| *t));
@@ -158,10 +181,21 @@ impl DedupeState {
         if let Some(max) = self.max_event {
             metadata.insert("max_event".to_string(), max.to_string());
         }
-        let schema = Arc::new(Self::snapshot_schema().as_ref().clone().with_metadata(metadata));
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(keys), Arc::new(times)])
-            .map_err(|e| RunError::Dedupe { reason: e.to_string() })?;
-        weir_sdk::ipc::encode_batch(&batch).map_err(|e| RunError::Dedupe { reason: e.to_string() })
+        let schema = Arc::new(
+            Self::snapshot_schema()
+                .as_ref()
+                .clone()
+                .with_metadata(metadata),
+        );
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(keys), Arc::new(times)]).map_err(|e| {
+                RunError::Dedupe {
+                    reason: e.to_string(),
+                }
+            })?;
+        weir_sdk::ipc::encode_batch(&batch).map_err(|e| RunError::Dedupe {
+            reason: e.to_string(),
+        })
     }
 
     /// Replaces the state with a snapshot taken by [`Self::snapshot`].
@@ -182,7 +216,11 @@ impl DedupeState {
             .column_by_name("event_time")
             .and_then(|c| c.as_primitive_opt::<Int64Type>())
             .ok_or_else(|| corrupt("no event_time column".into()))?;
-        self.seen = keys.iter().zip(times.iter()).filter_map(|(k, t)| Some((k?.into(), t?))).collect();
+        self.seen = keys
+            .iter()
+            .zip(times.iter())
+            .filter_map(|(k, t)| Some((k?.into(), t?)))
+            .collect();
         self.max_event = max_event;
         Ok(())
     }
@@ -205,26 +243,56 @@ mod tests {
     fn batch(rows: &[(Option<&str>, Option<i64>)]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Utf8, true),
-            Field::new("t", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
         ]));
         let ids = StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>());
-        let times = TimestampMicrosecondArray::from(rows.iter().map(|r| r.1.map(|s| s * 1_000_000)).collect::<Vec<_>>())
-            .with_timezone("UTC");
+        let times = TimestampMicrosecondArray::from(
+            rows.iter()
+                .map(|r| r.1.map(|s| s * 1_000_000))
+                .collect::<Vec<_>>(),
+        )
+        .with_timezone("UTC");
         RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(times)]).unwrap()
     }
 
     fn ids(batch: &RecordBatch) -> Vec<Option<String>> {
-        batch.column(0).as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect()
+        batch
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect()
     }
 
     #[test]
     fn drops_keys_seen_in_this_or_earlier_batches_first_wins() {
         let mut state = DedupeState::new(spec(), &batch(&[]).schema()).unwrap();
-        let first = state.apply(&batch(&[(Some("a"), Some(100)), (Some("b"), Some(101)), (Some("a"), Some(102))])).unwrap();
+        let first = state
+            .apply(&batch(&[
+                (Some("a"), Some(100)),
+                (Some("b"), Some(101)),
+                (Some("a"), Some(102)),
+            ]))
+            .unwrap();
         assert_eq!(ids(&first.kept), [Some("a".into()), Some("b".into())]);
         assert_eq!(first.duplicates, 1);
-        let second = state.apply(&batch(&[(Some("b"), Some(103)), (None, Some(104)), (None, Some(104)), (Some("c"), Some(104))])).unwrap();
-        assert_eq!(ids(&second.kept), [None, Some("c".into())], "null keys are one value");
+        let second = state
+            .apply(&batch(&[
+                (Some("b"), Some(103)),
+                (None, Some(104)),
+                (None, Some(104)),
+                (Some("c"), Some(104)),
+            ]))
+            .unwrap();
+        assert_eq!(
+            ids(&second.kept),
+            [None, Some("c".into())],
+            "null keys are one value"
+        );
         assert_eq!(second.duplicates, 2);
     }
 
@@ -235,9 +303,19 @@ mod tests {
         state.apply(&batch(&[(Some("b"), Some(200))])).unwrap();
         assert_eq!(state.watermark(), Some(190 * 1_000_000));
         assert_eq!(state.len(), 1, "`a` is behind the watermark and forgotten");
-        let outcome = state.apply(&batch(&[(Some("a"), Some(150)), (Some("z"), None), (Some("a"), Some(195))])).unwrap();
+        let outcome = state
+            .apply(&batch(&[
+                (Some("a"), Some(150)),
+                (Some("z"), None),
+                (Some("a"), Some(195)),
+            ]))
+            .unwrap();
         assert_eq!(outcome.late.iter().map(|l| l.0).collect::<Vec<_>>(), [0, 1]);
-        assert!(outcome.late[0].1.starts_with("late"), "{}", outcome.late[0].1);
+        assert!(
+            outcome.late[0].1.starts_with("late"),
+            "{}",
+            outcome.late[0].1
+        );
         assert!(outcome.late[1].1.contains("null"));
         assert_eq!(ids(&outcome.kept), [Some("a".into())]);
     }
@@ -245,12 +323,17 @@ mod tests {
     #[test]
     fn snapshots_restore_the_same_decisions() {
         let mut state = DedupeState::new(spec(), &batch(&[]).schema()).unwrap();
-        state.apply(&batch(&[(Some("a"), Some(100)), (Some("b"), Some(105))])).unwrap();
+        state
+            .apply(&batch(&[(Some("a"), Some(100)), (Some("b"), Some(105))]))
+            .unwrap();
         let bytes = state.snapshot().unwrap();
         let mut restored = DedupeState::new(spec(), &batch(&[]).schema()).unwrap();
         restored.restore(bytes).unwrap();
         assert_eq!(restored.watermark(), state.watermark());
         let probe = batch(&[(Some("a"), Some(106)), (Some("c"), Some(106))]);
-        assert_eq!(ids(&restored.apply(&probe).unwrap().kept), ids(&state.apply(&probe).unwrap().kept));
+        assert_eq!(
+            ids(&restored.apply(&probe).unwrap().kept),
+            ids(&state.apply(&probe).unwrap().kept)
+        );
     }
 }

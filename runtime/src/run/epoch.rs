@@ -59,7 +59,13 @@ impl EpochPlan {
     /// replay sees exactly the same values.
     pub fn call_context(&self, stage: &str) -> crate::CallContext {
         let mut seed = 0xcbf2_9ce4_8422_2325u64; // FNV-1a
-        for byte in self.pipeline.bytes().chain([0]).chain(stage.bytes()).chain(self.epoch.to_le_bytes()) {
+        for byte in self
+            .pipeline
+            .bytes()
+            .chain([0])
+            .chain(stage.bytes())
+            .chain(self.epoch.to_le_bytes())
+        {
             seed ^= u64::from(byte);
             seed = seed.wrapping_mul(0x0100_0000_01b3);
         }
@@ -96,9 +102,18 @@ mod tests {
         };
         let again = plan.clone();
         assert_eq!(plan.call_context("parse"), again.call_context("parse"));
-        assert_ne!(plan.call_context("parse").seed, plan.call_context("filter").seed);
-        let next = EpochPlan { epoch: 8, ..plan.clone() };
-        assert_ne!(plan.call_context("parse").seed, next.call_context("parse").seed);
+        assert_ne!(
+            plan.call_context("parse").seed,
+            plan.call_context("filter").seed
+        );
+        let next = EpochPlan {
+            epoch: 8,
+            ..plan.clone()
+        };
+        assert_ne!(
+            plan.call_context("parse").seed,
+            next.call_context("parse").seed
+        );
         assert_eq!(plan.call_context("parse").clock_nanos, 42);
     }
 

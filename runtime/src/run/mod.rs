@@ -82,7 +82,9 @@ pub enum RunError {
         source: KafkaError,
     },
     /// An epoch committed to a sink has no plan anywhere.
-    #[error("pipeline `{pipeline}`: epoch {epoch} is committed to some sinks but its plan is neither in the checkpoint nor in their commits")]
+    #[error(
+        "pipeline `{pipeline}`: epoch {epoch} is committed to some sinks but its plan is neither in the checkpoint nor in their commits"
+    )]
     LostPlan {
         /// The pipeline.
         pipeline: String,

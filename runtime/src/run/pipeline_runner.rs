@@ -134,7 +134,9 @@ async fn open_sinks(prepared: &PreparedPipeline) -> Result<Vec<SinkHandle>, RunE
         },
     );
     for (name, from, target) in declared.chain([dead]) {
-        let opened = table::open_existing(&target.path).await.map_err(delta_error(&pipeline.name))?;
+        let opened = table::open_existing(&target.path)
+            .await
+            .map_err(delta_error(&pipeline.name))?;
         let committed = commit_info::committed_epoch(&target.path, &opened, &target.app_id)
             .await
             .map_err(delta_error(&pipeline.name))?;
@@ -165,7 +167,9 @@ async fn find_plan(
         let record = commit_info::find_epoch(&sink.target.path, table, &sink.target.app_id, epoch)
             .await
             .map_err(delta_error(pipeline))?;
-        if let Some(plan) = record.and_then(|r| serde_json::from_value::<EpochPlan>(r.get("plan")?.clone()).ok()) {
+        if let Some(plan) =
+            record.and_then(|r| serde_json::from_value::<EpochPlan>(r.get("plan")?.clone()).ok())
+        {
             return Ok(Some(plan));
         }
     }
@@ -191,7 +195,10 @@ async fn run_pipeline(
     let ahead = sinks.iter().map(|s| s.committed).max().unwrap_or(0);
     let last = checkpoint.latest_planned()?.unwrap_or(0).max(ahead);
     if let Some(known) = checkpoint.known_sinks()? {
-        for sink in sinks.iter_mut().filter(|s| s.never_committed && !known.contains(&s.name)) {
+        for sink in sinks
+            .iter_mut()
+            .filter(|s| s.never_committed && !known.contains(&s.name))
+        {
             tracing::info!(pipeline = name, sink = %sink.name, from_epoch = last + 1, "new sink joins the pipeline");
             sink.committed = last;
         }
@@ -204,7 +211,7 @@ async fn run_pipeline(
         done
     };
     if state_epoch > 0 {
-        stages.restore(&|file| checkpoint.read_state(state_epoch, file))?;
+        stages.restore(&checkpoint, state_epoch)?;
     }
     let resume = match last {
         0 => None,
@@ -216,14 +223,21 @@ async fn run_pipeline(
             epoch: last,
         });
     }
-    let mut source = EpochSource::open(pipeline, resume.as_ref().map(|p| &p.source), options.once).await?;
+    let mut source =
+        EpochSource::open(pipeline, resume.as_ref().map(|p| &p.source), options.once).await?;
 
     // Finish what a crash interrupted: epochs after the state snapshot, written only where missing.
     for epoch in state_epoch + 1..=last {
-        let needing: Vec<usize> = (0..sinks.len()).filter(|&i| sinks[i].committed < epoch).collect();
+        let needing: Vec<usize> = (0..sinks.len())
+            .filter(|&i| sinks[i].committed < epoch)
+            .collect();
         let Some(plan) = find_plan(epoch, &checkpoint, &sinks, name).await? else {
             if needing.is_empty() {
-                tracing::warn!(pipeline = name, epoch, "no plan recorded for an epoch after the last state snapshot; its dedupe keys are forgotten");
+                tracing::warn!(
+                    pipeline = name,
+                    epoch,
+                    "no plan recorded for an epoch after the last state snapshot; its dedupe keys are forgotten"
+                );
                 continue;
             }
             return Err(RunError::LostPlan {
@@ -232,8 +246,17 @@ async fn run_pipeline(
             });
         };
         let fetched = source.replay(pipeline, &plan.source).await?;
-        let what = if needing.is_empty() { "rebuilding state from" } else { "replaying" };
-        tracing::info!(pipeline = name, epoch, sinks = needing.len(), "{what} an interrupted epoch");
+        let what = if needing.is_empty() {
+            "rebuilding state from"
+        } else {
+            "replaying"
+        };
+        tracing::info!(
+            pipeline = name,
+            epoch,
+            sinks = needing.len(),
+            "{what} an interrupted epoch"
+        );
         run_epoch(&prepared, &plan, fetched, &mut stages, &mut sinks).await?;
         finish_epoch(&checkpoint, &stages, &mut source, &plan)?;
         if !needing.is_empty() {
@@ -243,7 +266,10 @@ async fn run_pipeline(
     report.last_epoch = last;
 
     loop {
-        let Some(fetched) = source.next(pipeline, &pipeline.batch, options.once, stop).await? else {
+        let Some(fetched) = source
+            .next(pipeline, &pipeline.batch, options.once, stop)
+            .await?
+        else {
             break;
         };
         let started = Instant::now();
@@ -269,7 +295,10 @@ async fn run_pipeline(
         let per_stage: Vec<String> = counts
             .iter()
             .map(|c| {
-                let mut text = format!("{}: in={} out={} rejected={}", c.stage, c.rows_in, c.rows_out, c.rejected);
+                let mut text = format!(
+                    "{}: in={} out={} rejected={}",
+                    c.stage, c.rows_in, c.rows_out, c.rejected
+                );
                 if c.duplicates + c.late > 0 {
                     text.push_str(&format!(" duplicates={} late={}", c.duplicates, c.late));
                 }
@@ -287,7 +316,12 @@ async fn run_pipeline(
             per_stage.join("; ")
         );
     }
-    tracing::info!(pipeline = name, epochs = report.epochs, last_epoch = report.last_epoch, "pipeline finished");
+    tracing::info!(
+        pipeline = name,
+        epochs = report.epochs,
+        last_epoch = report.last_epoch,
+        "pipeline finished"
+    );
     Ok(report)
 }
 
@@ -307,7 +341,12 @@ fn accumulate(totals: &mut Vec<StageCounts>, counts: &[StageCounts]) {
 }
 
 /// After every sink holds the epoch: snapshot state, prune, advance the source.
-fn finish_epoch(checkpoint: &Checkpoint, stages: &StageSet, source: &mut EpochSource, plan: &EpochPlan) -> Result<(), RunError> {
+fn finish_epoch(
+    checkpoint: &Checkpoint,
+    stages: &StageSet,
+    source: &mut EpochSource,
+    plan: &EpochPlan,
+) -> Result<(), RunError> {
     if stages.has_state() {
         checkpoint.write_state(plan.epoch, &stages.snapshot()?)?;
     }
@@ -326,7 +365,8 @@ async fn run_epoch(
     sinks: &mut [SinkHandle],
 ) -> Result<(Vec<StageCounts>, usize), RunError> {
     let pipeline = &prepared.spec;
-    let output = tokio::task::block_in_place(|| stages.run(plan, fetched.batch, fetched.rows.as_ref()))?;
+    let output =
+        tokio::task::block_in_place(|| stages.run(plan, fetched.batch, fetched.rows.as_ref()))?;
     let plugins: Vec<_> = pipeline
         .stages
         .iter()
@@ -340,7 +380,11 @@ async fn run_epoch(
     for sink in sinks.iter_mut().filter(|s| s.committed < plan.epoch) {
         let batches = match &sink.from {
             Some(port) => output.ports.get(port).cloned().unwrap_or_default(),
-            None => vec![dead_letters::to_batch(&pipeline.name, plan.epoch, &output.dead_letters)],
+            None => vec![dead_letters::to_batch(
+                &pipeline.name,
+                plan.epoch,
+                &output.dead_letters,
+            )],
         };
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let record = json!({
@@ -350,7 +394,10 @@ async fn run_epoch(
             "plan": plan,
             "plugins": plugins,
         });
-        let table = sink.table.take().expect("a sink's table is put back after every write");
+        let table = sink
+            .table
+            .take()
+            .expect("a sink's table is put back after every write");
         let written = sink
             .target
             .write_epoch(table, batches, plan.epoch, record)
@@ -374,7 +421,9 @@ impl EpochSource {
                 next_version,
                 ..
             } => {
-                let latest = crate::delta::source::latest_version(path, table).await.ok()?;
+                let latest = crate::delta::source::latest_version(path, table)
+                    .await
+                    .ok()?;
                 Some((latest + 1).saturating_sub(*next_version) as i64)
             }
         }

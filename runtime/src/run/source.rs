@@ -123,7 +123,11 @@ fn delta_error(pipeline: &Pipeline) -> impl Fn(delta::DeltaError) -> RunError + 
 
 impl EpochSource {
     /// Opens the source, positioned after `resume` (the last committed epoch's range).
-    pub async fn open(pipeline: &Pipeline, resume: Option<&SourceRange>, once: bool) -> Result<Self, RunError> {
+    pub async fn open(
+        pipeline: &Pipeline,
+        resume: Option<&SourceRange>,
+        once: bool,
+    ) -> Result<Self, RunError> {
         match &pipeline.source {
             Source::Kafka {
                 topics,
@@ -151,7 +155,9 @@ impl EpochSource {
                 start,
                 poll_interval,
             } => {
-                let mut opened = table::open_existing(path).await.map_err(delta_error(pipeline))?;
+                let mut opened = table::open_existing(path)
+                    .await
+                    .map_err(delta_error(pipeline))?;
                 let latest = delta::source::latest_version(path, &mut opened)
                     .await
                     .map_err(delta_error(pipeline))?;
@@ -184,9 +190,16 @@ impl EpochSource {
     ) -> Result<Option<Fetched>, RunError> {
         match self {
             EpochSource::Kafka { source, .. } => {
-                let mode = if once { Mode::UntilStartWatermarks } else { Mode::Stream };
+                let mode = if once {
+                    Mode::UntilStartWatermarks
+                } else {
+                    Mode::Stream
+                };
                 loop {
-                    let records = source.next_epoch(policy, mode, stop).await.map_err(kafka_error(pipeline))?;
+                    let records = source
+                        .next_epoch(policy, mode, stop)
+                        .await
+                        .map_err(kafka_error(pipeline))?;
                     if !records.is_empty() {
                         return Ok(Some(kafka_fetched(&records, &source.positions())));
                     }
@@ -220,7 +233,9 @@ impl EpochSource {
                 }
                 let first = *next_version;
                 let (batches, version_starts, last) =
-                    read_versions(path, table, from, limit, Some(policy)).await.map_err(delta_error(pipeline))?;
+                    read_versions(path, table, from, limit, Some(policy))
+                        .await
+                        .map_err(delta_error(pipeline))?;
                 *unscanned = last + 1;
                 let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
                 if rows == 0 {
@@ -229,8 +244,12 @@ impl EpochSource {
                     continue;
                 }
                 let schema = table::arrow_schema(path, table).map_err(delta_error(pipeline))?;
-                let batch = arrow::compute::concat_batches(&schema, &batches)
-                    .map_err(|e| delta_error(pipeline)(delta::DeltaError::Schema { table: path.clone(), reason: e.to_string() }))?;
+                let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| {
+                    delta_error(pipeline)(delta::DeltaError::Schema {
+                        table: path.clone(),
+                        reason: e.to_string(),
+                    })
+                })?;
                 return Ok(Some(Fetched {
                     batch,
                     range: SourceRange::Delta {
@@ -248,7 +267,11 @@ impl EpochSource {
     }
 
     /// Reads a recorded range again.
-    pub async fn replay(&mut self, pipeline: &Pipeline, range: &SourceRange) -> Result<Fetched, RunError> {
+    pub async fn replay(
+        &mut self,
+        pipeline: &Pipeline,
+        range: &SourceRange,
+    ) -> Result<Fetched, RunError> {
         match (self, range) {
             (EpochSource::Kafka { connection, .. }, SourceRange::Kafka { ranges, positions }) => {
                 let records = crate::kafka::source::read_range(connection, ranges)
@@ -262,11 +285,16 @@ impl EpochSource {
                 Ok(fetched)
             }
             (EpochSource::Delta { path, table, .. }, SourceRange::Delta { first, last, .. }) => {
-                let (batches, version_starts, _) =
-                    read_versions(path, table, *first, *last, None).await.map_err(delta_error(pipeline))?;
+                let (batches, version_starts, _) = read_versions(path, table, *first, *last, None)
+                    .await
+                    .map_err(delta_error(pipeline))?;
                 let schema = table::arrow_schema(path, table).map_err(delta_error(pipeline))?;
-                let batch = arrow::compute::concat_batches(&schema, &batches)
-                    .map_err(|e| delta_error(pipeline)(delta::DeltaError::Schema { table: path.clone(), reason: e.to_string() }))?;
+                let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| {
+                    delta_error(pipeline)(delta::DeltaError::Schema {
+                        table: path.clone(),
+                        reason: e.to_string(),
+                    })
+                })?;
                 Ok(Fetched {
                     batch,
                     range: range.clone(),
@@ -286,8 +314,17 @@ impl EpochSource {
     /// Notes that the epoch covering `range` is committed.
     pub fn committed(&mut self, range: &SourceRange) {
         match (self, range) {
-            (EpochSource::Kafka { source, .. }, SourceRange::Kafka { ranges, .. }) => source.committed(ranges),
-            (EpochSource::Delta { next_version, unscanned, .. }, SourceRange::Delta { last, .. }) => {
+            (EpochSource::Kafka { source, .. }, SourceRange::Kafka { ranges, .. }) => {
+                source.committed(ranges)
+            }
+            (
+                EpochSource::Delta {
+                    next_version,
+                    unscanned,
+                    ..
+                },
+                SourceRange::Delta { last, .. },
+            ) => {
                 *next_version = (*next_version).max(last + 1);
                 *unscanned = (*unscanned).max(*next_version);
             }
@@ -308,7 +345,11 @@ fn kafka_fetched(records: &[Record], before: &Positions) -> Fetched {
             ranges,
             positions: after
                 .into_iter()
-                .map(|((topic, partition), offset)| PartitionPosition { topic, partition, offset })
+                .map(|((topic, partition), offset)| PartitionPosition {
+                    topic,
+                    partition,
+                    offset,
+                })
                 .collect(),
         },
         rows: Box::new(KafkaRows(batch.clone())),

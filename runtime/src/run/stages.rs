@@ -7,6 +7,7 @@
 //! instance and then stops the pipeline, naming plugin, epoch and range.
 
 use super::RunError;
+use super::checkpoint::Checkpoint;
 use super::dedupe::DedupeState;
 use super::epoch::EpochPlan;
 use crate::delta::dead_letters::{DeadLetter, Origin};
@@ -74,7 +75,13 @@ impl StageSet {
     /// Instantiates and configures every stage's plugin.
     pub fn new(prepared: &PreparedPipeline) -> Result<Self, RunError> {
         let mut stages = Vec::new();
-        for (index, (stage, plugin)) in prepared.spec.stages.iter().zip(&prepared.plugins).enumerate() {
+        for (index, (stage, plugin)) in prepared
+            .spec
+            .stages
+            .iter()
+            .zip(&prepared.plugins)
+            .enumerate()
+        {
             let instance = plugin
                 .instantiate(&stage.config_json, stage.limits)
                 .map_err(|source| RunError::Plugin {
@@ -130,20 +137,26 @@ impl StageSet {
             .collect()
     }
 
-    /// Restores dedupe state from snapshot files read by `read(name)`.
-    pub fn restore(&mut self, read: &dyn Fn(&str) -> Result<Option<Vec<u8>>, RunError>) -> Result<(), RunError> {
+    /// Restores dedupe state from `epoch`'s snapshot in `checkpoint`.
+    pub fn restore(&mut self, checkpoint: &Checkpoint, epoch: u64) -> Result<(), RunError> {
         for stage in &mut self.stages {
-            if let Some(state) = stage.dedupe.as_mut() {
-                if let Some(bytes) = read(&format!("{}.dedupe.arrow", stage.name))? {
-                    state.restore(bytes)?;
-                }
+            if let Some(state) = stage.dedupe.as_mut()
+                && let Some(bytes) =
+                    checkpoint.read_state(epoch, &format!("{}.dedupe.arrow", stage.name))?
+            {
+                state.restore(bytes)?;
             }
         }
         Ok(())
     }
 
     /// Runs every stage on `source`.
-    pub fn run(&mut self, plan: &EpochPlan, source: RecordBatch, rows: &dyn SourceRows) -> Result<EpochOutput, RunError> {
+    pub fn run(
+        &mut self,
+        plan: &EpochPlan,
+        source: RecordBatch,
+        rows: &dyn SourceRows,
+    ) -> Result<EpochOutput, RunError> {
         let mut output = EpochOutput::default();
         let mut ports: HashMap<PortRef, RecordBatch> = HashMap::new();
         ports.insert(PortRef::Source, source);
@@ -160,7 +173,13 @@ impl StageSet {
             counts.rows_in = input.num_rows();
             let from_source = stage.input == PortRef::Source;
             let identity = stage.instance.identity().clone();
-            let plugin_of = || Some((identity.name.clone(), identity.version.clone(), identity.hash.clone()));
+            let plugin_of = || {
+                Some((
+                    identity.name.clone(),
+                    identity.version.clone(),
+                    identity.hash.clone(),
+                ))
+            };
             let trace = |row: usize| -> (Origin, Option<Vec<u8>>) {
                 if from_source {
                     (rows.origin(row), rows.raw(row))
@@ -169,7 +188,9 @@ impl StageSet {
                 }
             };
             let context = plan.call_context(&stage.name);
-            let call = |instance: &mut PluginInstance| instance.process(&[(stage.input_port.clone(), input.clone())], context);
+            let call = |instance: &mut PluginInstance| {
+                instance.process(&[(stage.input_port.clone(), input.clone())], context)
+            };
             let mut result = call(&mut stage.instance);
             if matches!(&result, Err(e) if e.discarded_instance()) {
                 tracing::warn!(pipeline = %self.pipeline, stage = %stage.name, epoch = plan.epoch,
@@ -208,7 +229,12 @@ impl StageSet {
             for (port, batch) in outputs {
                 if port == REJECTED_PORT {
                     counts.rejected += batch.num_rows();
-                    output.dead_letters.extend(rejected_letters(&batch, &stage.name, plugin_of(), &trace));
+                    output.dead_letters.extend(rejected_letters(
+                        &batch,
+                        &stage.name,
+                        plugin_of(),
+                        &trace,
+                    ));
                     continue;
                 }
                 let batch = match (&mut stage.dedupe, port.as_str()) {
@@ -233,18 +259,15 @@ impl StageSet {
                 if port == "out" {
                     counts.rows_out = batch.num_rows();
                 }
-                ports.insert(
-                    PortRef::Stage {
-                        stage: index,
-                        port,
-                    },
-                    batch,
-                );
+                ports.insert(PortRef::Stage { stage: index, port }, batch);
             }
             output.counts.push(counts);
         }
         ports.remove(&PortRef::Source);
-        output.ports = ports.into_iter().map(|(port, batch)| (port, vec![batch])).collect();
+        output.ports = ports
+            .into_iter()
+            .map(|(port, batch)| (port, vec![batch]))
+            .collect();
         Ok(output)
     }
 }
@@ -262,10 +285,18 @@ fn rejected_letters(
     plugin: Option<(String, String, String)>,
     trace: &dyn Fn(usize) -> (Origin, Option<Vec<u8>>),
 ) -> Vec<DeadLetter> {
-    let row = batch.column_by_name("row").and_then(|c| c.as_primitive_opt::<UInt64Type>());
-    let raw = batch.column_by_name("raw").and_then(|c| c.as_binary_opt::<i32>());
-    let field = batch.column_by_name("field").and_then(|c| c.as_string_opt::<i32>());
-    let reason = batch.column_by_name("reason").and_then(|c| c.as_string_opt::<i32>());
+    let row = batch
+        .column_by_name("row")
+        .and_then(|c| c.as_primitive_opt::<UInt64Type>());
+    let raw = batch
+        .column_by_name("raw")
+        .and_then(|c| c.as_binary_opt::<i32>());
+    let field = batch
+        .column_by_name("field")
+        .and_then(|c| c.as_string_opt::<i32>());
+    let reason = batch
+        .column_by_name("reason")
+        .and_then(|c| c.as_string_opt::<i32>());
     (0..batch.num_rows())
         .map(|i| {
             let source_row = row.filter(|r| r.is_valid(i)).map(|r| r.value(i) as usize);
@@ -276,11 +307,17 @@ fn rejected_letters(
             DeadLetter {
                 stage: stage.to_string(),
                 plugin: plugin.clone(),
-                reason: reason
+                reason: reason.filter(|r| r.is_valid(i)).map_or_else(
+                    || "rejected without a reason".to_string(),
+                    |r| r.value(i).to_string(),
+                ),
+                field: field
+                    .filter(|f| f.is_valid(i))
+                    .map(|f| f.value(i).to_string()),
+                raw: raw
                     .filter(|r| r.is_valid(i))
-                    .map_or_else(|| "rejected without a reason".to_string(), |r| r.value(i).to_string()),
-                field: field.filter(|f| f.is_valid(i)).map(|f| f.value(i).to_string()),
-                raw: raw.filter(|r| r.is_valid(i)).map(|r| r.value(i).to_vec()).or(source_raw),
+                    .map(|r| r.value(i).to_vec())
+                    .or(source_raw),
                 origin,
             }
         })

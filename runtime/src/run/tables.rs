@@ -30,7 +30,12 @@ pub async fn create_missing(file: &PreparedFile) -> Result<Vec<std::path::PathBu
             properties
                 .entry("delta.enableChangeDataFeed".into())
                 .or_insert_with(|| "true".into());
-            wanted.push((sink.table.clone(), schema, sink.partition_by.clone(), properties));
+            wanted.push((
+                sink.table.clone(),
+                schema,
+                sink.partition_by.clone(),
+                properties,
+            ));
         }
         wanted.push((
             pipeline.dead_letters.clone(),
