@@ -61,7 +61,7 @@ impl OrdersFixture {
         )
         .await
         .expect("events produced");
-        assert_eq!(sent, events.len());
+        assert_eq!(sent.count, events.len());
     }
 
     /// The `${VAR}` values that point the example pipeline file at this fixture.
@@ -84,6 +84,32 @@ impl OrdersFixture {
     pub fn table(&self, name: &str) -> PathBuf {
         self.data.path().join("tables").join(name)
     }
+}
+
+/// A `weir` command pointed at the fixture (variables, a private compile
+/// cache, quiet logs), stdout discarded.
+pub fn weir(fixture: &OrdersFixture, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(crate::weir_binary());
+    command
+        .args(args)
+        .envs(fixture.variables())
+        .env("WEIR_LOG", "error")
+        .env("WEIR_CACHE_DIR", fixture.data.path().join("cache"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    command
+}
+
+/// Commits in a table's log (including the one that created it).
+pub fn commits(table: &Path) -> usize {
+    std::fs::read_dir(table.join("_delta_log"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// The directory the build script put the plugin components in.

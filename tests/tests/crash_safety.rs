@@ -3,10 +3,10 @@
 //! each time it is restarted. At the end every table holds exactly what a
 //! reference computes from the produced events — nothing lost, nothing twice.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 use weir_runtime::demo::orders::generate;
-use weir_tests::orders::{OrdersFixture, assert_tables, expected, pipeline_file};
+use weir_tests::orders::{OrdersFixture, assert_tables, commits, expected, pipeline_file, weir};
 
 /// SplitMix64, so the kill schedule is reproducible from the printed seed.
 struct Schedule(u64);
@@ -21,22 +21,15 @@ impl Schedule {
     }
 }
 
-/// Commits in a table's log (including the one that created it).
-fn commits(table: &std::path::Path) -> usize {
-    std::fs::read_dir(table.join("_delta_log"))
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-/// Whether the last planned bronze epoch is newer than what the bronze table holds.
-fn planned_but_uncommitted(fixture: &OrdersFixture) -> bool {
-    let plans = fixture.data.path().join("checkpoints/bronze/epochs");
-    let latest_plan = std::fs::read_dir(plans)
+/// The newest epoch planned by `pipeline`, from its checkpoint directory.
+fn latest_plan(fixture: &OrdersFixture, pipeline: &str) -> usize {
+    let plans = fixture
+        .data
+        .path()
+        .join("checkpoints")
+        .join(pipeline)
+        .join("epochs");
+    std::fs::read_dir(plans)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
@@ -50,21 +43,21 @@ fn planned_but_uncommitted(fixture: &OrdersFixture) -> bool {
                 .max()
                 .unwrap_or(0)
         })
-        .unwrap_or(0);
-    // Version 0 creates the table; epoch n is version n when nothing else writes it.
-    latest_plan + 1 > commits(&fixture.table("bronze"))
+        .unwrap_or(0)
 }
 
-fn weir(fixture: &OrdersFixture, args: &[&str]) -> Command {
-    let mut command = Command::new(weir_tests::weir_binary());
-    command
-        .args(args)
-        .envs(fixture.variables())
-        .env("WEIR_LOG", "error")
-        .env("WEIR_CACHE_DIR", fixture.data.path().join("cache"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    command
+/// The pipelines whose newest planned epoch is not yet in their first sink's
+/// table (version 0 creates a table; epoch n is its version n).
+fn mid_epoch(fixture: &OrdersFixture) -> Vec<&'static str> {
+    [
+        ("bronze", "bronze"),
+        ("silver", "silver"),
+        ("gold", "gold_top_products"),
+    ]
+    .into_iter()
+    .filter(|(pipeline, table)| latest_plan(fixture, pipeline) + 1 > commits(&fixture.table(table)))
+    .map(|(pipeline, _)| pipeline)
+    .collect()
 }
 
 fn start(fixture: &OrdersFixture) -> Child {
@@ -87,6 +80,14 @@ async fn killed_at_random_moments_and_restarted_loses_and_duplicates_nothing() {
     let events = generate(6_000, seed);
     let chunks: Vec<_> = events.chunks(300).collect();
 
+    // Compile the plugins into the cache once, so every restart is quick and the
+    // kills land while epochs run rather than while Cranelift compiles.
+    let file = pipeline_file();
+    let warm = weir(&fixture, &["validate", file.to_str().unwrap()])
+        .status()
+        .expect("weir validate");
+    assert!(warm.success(), "the example pipeline file must validate");
+
     let mut kills = 0;
     let mut produced = 0;
     let mut interrupted = 0;
@@ -97,20 +98,34 @@ async fn killed_at_random_moments_and_restarted_loses_and_duplicates_nothing() {
             fixture.produce(chunk).await;
             produced += 1;
         }
-        tokio::time::sleep(Duration::from_millis(schedule.next_millis(200, 2_500))).await;
+        let wait = Duration::from_millis(schedule.next_millis(200, 2_500));
+        if kills % 2 == 0 {
+            // At a random moment.
+            tokio::time::sleep(wait).await;
+        } else {
+            // Right after an epoch is planned, before its sinks commit (or at the random moment).
+            let deadline = std::time::Instant::now() + wait * 2;
+            while mid_epoch(&fixture).is_empty() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
         if let Some(status) = child.try_wait().expect("poll child") {
             panic!("weir run exited by itself with {status}");
         }
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
         kills += 1;
-        if planned_but_uncommitted(&fixture) {
+        if !mid_epoch(&fixture).is_empty() {
             interrupted += 1;
         }
     }
     let bronze_commits = commits(&fixture.table("bronze"));
     println!(
-        "{kills} kills, {interrupted} in the middle of a bronze epoch; bronze has {bronze_commits} commits before the final run"
+        "{kills} kills, {interrupted} between an epoch's plan and its commits; bronze has {bronze_commits} commits before the final run"
+    );
+    assert!(
+        interrupted >= 3,
+        "too few kills interrupted an epoch ({interrupted})"
     );
     assert!(
         bronze_commits >= 4,
@@ -120,7 +135,6 @@ async fn killed_at_random_moments_and_restarted_loses_and_duplicates_nothing() {
         fixture.produce(chunk).await;
     }
 
-    let file = pipeline_file();
     let status = weir(&fixture, &["run", file.to_str().unwrap(), "--once"])
         .stderr(Stdio::inherit())
         .status()

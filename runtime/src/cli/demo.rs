@@ -64,11 +64,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-fn orders(args: OrdersArgs) -> anyhow::Result<()> {
-    let runtime = super::tokio_runtime()?;
-    let _broker;
-    let brokers = match &args.brokers {
-        Some(brokers) => brokers.clone(),
+/// The broker to use: the given one, or a fresh local tansu (kept alive by
+/// the returned guard), announced on stdout.
+pub(super) fn broker(
+    brokers: Option<&str>,
+) -> anyhow::Result<(Option<TansuBroker>, KafkaConnection)> {
+    let (guard, brokers) = match brokers {
+        Some(brokers) => (None, brokers.to_string()),
         None => {
             let broker = TansuBroker::start()?;
             println!(
@@ -76,41 +78,75 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
                 broker.bootstrap()
             );
             let address = broker.bootstrap();
-            _broker = broker;
-            address
+            (Some(broker), address)
         }
     };
     let connection = KafkaConnection {
-        brokers: brokers.clone(),
+        brokers,
         properties: Default::default(),
         connect_timeout: std::time::Duration::from_secs(10),
     };
-    let events = generate(args.count, args.seed);
-    let count = |kind| events.iter().filter(|e| e.kind == kind).count();
+    Ok((guard, connection))
+}
+
+/// Creates the topic and produces `count` order events for `seed`.
+pub(super) async fn produce_orders(
+    connection: &KafkaConnection,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    seed: u64,
+) -> anyhow::Result<producer::Produced> {
+    let events = generate(count, seed);
+    let kinds = |kind| events.iter().filter(|e| e.kind == kind).count();
     let (valid, duplicates, malformed) = (
-        count(EventKind::Valid),
-        count(EventKind::Duplicate),
-        count(EventKind::Malformed),
+        kinds(EventKind::Valid),
+        kinds(EventKind::Duplicate),
+        kinds(EventKind::Malformed),
     );
-    runtime.block_on(async {
-        producer::ensure_topic(&connection, &args.topic, args.partitions).await?;
-        let sent = producer::produce(&connection, &args.topic, events.into_iter().map(|e| (e.key, e.value))).await?;
-        println!(
-            "produced {sent} order events to `{}` at {brokers} ({valid} distinct, {duplicates} duplicates, {malformed} malformed)",
-            args.topic
-        );
-        anyhow::Ok(())
-    })?;
+    producer::ensure_topic(connection, topic, partitions).await?;
+    let produced = producer::produce(
+        connection,
+        topic,
+        events.into_iter().map(|e| (e.key, e.value)),
+    )
+    .await?;
+    println!(
+        "produced {} order events to `{topic}` at {} ({valid} distinct, {duplicates} duplicates, {malformed} malformed)",
+        produced.count, connection.brokers
+    );
+    Ok(produced)
+}
+
+/// `${VAR}` values pointing a pipeline file at a broker, topic and data directory.
+pub(super) fn variables(
+    connection: &KafkaConnection,
+    topic: &str,
+    data: &std::path::Path,
+) -> HashMap<String, String> {
+    HashMap::from([
+        ("WEIR_BROKERS".to_string(), connection.brokers.clone()),
+        ("WEIR_TOPIC".to_string(), topic.to_string()),
+        ("WEIR_DATA".to_string(), data.display().to_string()),
+    ])
+}
+
+fn orders(args: OrdersArgs) -> anyhow::Result<()> {
+    let runtime = super::tokio_runtime()?;
+    let (_broker, connection) = broker(args.brokers.as_deref())?;
+    runtime.block_on(produce_orders(
+        &connection,
+        &args.topic,
+        args.partitions,
+        args.count,
+        args.seed,
+    ))?;
     if args.produce_only {
         return Ok(());
     }
 
     let data = std::path::absolute(&args.data)?;
-    let overrides = HashMap::from([
-        ("WEIR_BROKERS".to_string(), brokers.clone()),
-        ("WEIR_TOPIC".to_string(), args.topic.clone()),
-        ("WEIR_DATA".to_string(), data.display().to_string()),
-    ]);
+    let overrides = variables(&connection, &args.topic, &data);
     let engine = PluginEngine::new(EngineOptions::default())?;
     runtime.block_on(async {
         let file = pipeline::read_with(&args.pipeline, &overrides)?;

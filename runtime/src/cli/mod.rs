@@ -1,5 +1,6 @@
 //! Command-line interface: the command tree and dispatch to one module per command.
 
+mod bench;
 mod demo;
 mod pipeline_run;
 mod pipeline_validate;
@@ -33,6 +34,8 @@ enum Command {
     Plugin(PluginCommand),
     /// Produce demo data and run a scenario end to end (no Kafka needed).
     Demo(demo::Args),
+    /// Measure a scenario end to end against the broker's raw consume rate.
+    Bench(bench::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => pipeline_run::run(args),
         Command::Validate(args) => pipeline_validate::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::run(args),
         Command::Plugin(PluginCommand::Run(args)) => plugin_run::run(args),
         Command::Plugin(PluginCommand::New(args)) => plugin_new::run(args),

@@ -44,12 +44,21 @@ pub async fn ensure_topic(
     Ok(())
 }
 
+/// What [`produce`] delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Produced {
+    /// Messages acknowledged.
+    pub count: usize,
+    /// Per partition, one past the highest offset written.
+    pub ends: std::collections::BTreeMap<i32, i64>,
+}
+
 /// Sends `messages` (key, value) to `topic` and waits for every acknowledgement.
 pub async fn produce(
     connection: &KafkaConnection,
     topic: &str,
     messages: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
-) -> Result<usize, KafkaError> {
+) -> Result<Produced, KafkaError> {
     let mut config = rdkafka::ClientConfig::new();
     config
         .set("bootstrap.servers", &connection.brokers)
@@ -64,7 +73,12 @@ pub async fn produce(
     }
     let producer: FutureProducer = config.create().map_err(KafkaError::Config)?;
     let mut pending = futures::stream::FuturesOrdered::new();
-    let mut sent = 0usize;
+    let mut produced = Produced::default();
+    let mut delivered = |delivery: rdkafka::producer::future_producer::Delivery| {
+        produced.count += 1;
+        let end = produced.ends.entry(delivery.partition).or_default();
+        *end = (*end).max(delivery.offset + 1);
+    };
     use futures::StreamExt;
     for (key, value) in messages {
         let producer = producer.clone();
@@ -76,7 +90,6 @@ pub async fn produce(
                     Duration::from_secs(30),
                 )
                 .await
-                .map(|_| ())
                 .map_err(|(source, _)| KafkaError::Client {
                     operation: "produce",
                     source,
@@ -86,13 +99,11 @@ pub async fn produce(
         if pending.len() >= 10_000
             && let Some(result) = pending.next().await
         {
-            result?;
-            sent += 1;
+            delivered(result?);
         }
     }
     while let Some(result) = pending.next().await {
-        result?;
-        sent += 1;
+        delivered(result?);
     }
-    Ok(sent)
+    Ok(produced)
 }

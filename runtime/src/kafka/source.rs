@@ -81,6 +81,60 @@ pub struct KafkaSource {
     start_watermarks: Positions,
     /// When the topics' partition lists were last checked for new partitions.
     partitions_checked: Mutex<Instant>,
+    /// Background refresh of high watermarks, for the lag in progress lines.
+    lag_watch: LagWatch,
+}
+
+/// How often the lag watcher asks the brokers for high watermarks.
+const LAG_REFRESH: Duration = Duration::from_secs(5);
+
+/// A thread that refreshes the topics' high watermarks every [`LAG_REFRESH`]
+/// with its own client (ListOffsets can take a while; epochs never wait for
+/// it). Stops when dropped.
+struct LagWatch {
+    highs: std::sync::Arc<Mutex<Option<Positions>>>,
+    stop: std::sync::Arc<AtomicBool>,
+}
+
+impl LagWatch {
+    fn start(connection: &KafkaConnection, topics: &[String]) -> Self {
+        let highs = std::sync::Arc::new(Mutex::new(None));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (connection, topics) = (connection.clone(), topics.to_vec());
+        let (shared, stopped) = (highs.clone(), stop.clone());
+        let spawned = std::thread::Builder::new()
+            .name("weir-kafka-lag".into())
+            .spawn(move || {
+                let Ok(client) =
+                    client::consumer_config(&connection, None, "earliest").create::<BaseConsumer>()
+                else {
+                    return;
+                };
+                while !stopped.load(Ordering::SeqCst) {
+                    if let Ok(watermarks) = partition_watermarks(&client, &connection, &topics) {
+                        let highs = watermarks
+                            .into_iter()
+                            .map(|(tp, (_, high))| (tp, high))
+                            .collect();
+                        *shared.lock().unwrap_or_else(|p| p.into_inner()) = Some(highs);
+                    }
+                    let until = Instant::now() + LAG_REFRESH;
+                    while Instant::now() < until && !stopped.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start the Kafka lag watcher; lag will show as unknown");
+        }
+        LagWatch { highs, stop }
+    }
+}
+
+impl Drop for LagWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
 }
 
 /// How often a streaming source looks for partitions added to its topics.
@@ -155,6 +209,7 @@ impl KafkaSource {
             positions: Mutex::new(initial),
             start_watermarks,
             partitions_checked: Mutex::new(Instant::now()),
+            lag_watch: LagWatch::start(connection, topics),
         })
     }
 
@@ -297,19 +352,22 @@ impl KafkaSource {
         Ok(records)
     }
 
-    /// Messages behind the high watermarks, summed over partitions (`None`
-    /// if the brokers do not answer quickly). Blocks briefly.
+    /// Messages behind the high watermarks, summed over partitions, from
+    /// watermarks refreshed in the background (`None` until the first refresh).
     pub fn lag(&self) -> Option<i64> {
+        let highs = self
+            .lag_watch
+            .highs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
         let positions = self.positions();
-        let mut lag = 0;
-        for ((topic, partition), position) in positions {
-            let (_, high) = self
-                .consumer
-                .fetch_watermarks(&topic, partition, Duration::from_secs(1))
-                .ok()?;
-            lag += (high - position).max(0);
-        }
-        Some(lag)
+        Some(
+            positions
+                .iter()
+                .map(|(tp, position)| highs.get(tp).map_or(0, |high| (high - position).max(0)))
+                .sum(),
+        )
     }
 
     /// Marks the ranges of a committed epoch as done, and commits the group

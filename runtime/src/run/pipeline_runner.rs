@@ -291,7 +291,14 @@ async fn run_pipeline(
         report.records_in += records as u64;
         report.dead_letters += dead as u64;
         accumulate(&mut report.stages, &counts);
+        let epoch_ms = started.elapsed().as_millis() as u64;
+        let lag_started = Instant::now();
         let lag = source.lag().await;
+        tracing::debug!(
+            pipeline = name,
+            ms = lag_started.elapsed().as_millis() as u64,
+            "lag measured"
+        );
         let per_stage: Vec<String> = counts
             .iter()
             .map(|c| {
@@ -311,7 +318,7 @@ async fn run_pipeline(
             records,
             dead_letters = dead,
             lag = lag.map_or_else(|| "?".to_string(), |l| l.to_string()),
-            ms = started.elapsed().as_millis() as u64,
+            ms = epoch_ms,
             "epoch committed: {}",
             per_stage.join("; ")
         );
@@ -365,8 +372,10 @@ async fn run_epoch(
     sinks: &mut [SinkHandle],
 ) -> Result<(Vec<StageCounts>, usize), RunError> {
     let pipeline = &prepared.spec;
+    let started = Instant::now();
     let output =
         tokio::task::block_in_place(|| stages.run(plan, fetched.batch, fetched.rows.as_ref()))?;
+    tracing::debug!(pipeline = %pipeline.name, epoch = plan.epoch, ms = started.elapsed().as_millis() as u64, "stages ran");
     let plugins: Vec<_> = pipeline
         .stages
         .iter()
@@ -403,6 +412,7 @@ async fn run_epoch(
             .write_epoch(table, batches, plan.epoch, record)
             .await
             .map_err(delta_error(&pipeline.name))?;
+        tracing::debug!(pipeline = %pipeline.name, epoch = plan.epoch, sink = %sink.name, rows, ms = started.elapsed().as_millis() as u64, "sink committed");
         sink.table = Some(written);
         sink.committed = plan.epoch;
         sink.never_committed = false;

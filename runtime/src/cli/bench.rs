@@ -1,0 +1,153 @@
+//! `weir bench orders`: the end-to-end benchmark. Produces N order events,
+//! measures in the same run the raw consume rate of the same broker (every
+//! message read back by a plain librdkafka consumer, no processing), then
+//! runs the orders pipeline file once (Kafka → bronze → silver → gold) in a
+//! child `weir run --once` whose peak RSS is sampled, and prints records/s end
+//! to end, the ratio to the raw rate, and the peak RSS against their targets.
+
+use super::demo::{broker, produce_orders, variables};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use weir_runtime::kafka::source::{OffsetRange, read_range};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Scenario {
+    /// Kafka → bronze → silver → gold on the orders scenario.
+    Orders(OrdersArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct OrdersArgs {
+    /// Kafka bootstrap servers; without it a local in-memory broker is started.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Order events to process.
+    #[arg(long, default_value_t = 1_000_000)]
+    count: usize,
+    /// Partitions of the benchmark topic.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// The pipeline file to run.
+    #[arg(long, default_value = "examples/orders/pipeline.toml")]
+    pipeline: PathBuf,
+    /// Where tables and checkpoints go (emptied first).
+    #[arg(long, default_value = "out/bench-orders")]
+    data: PathBuf,
+}
+
+/// Targets from the issue: end-to-end rate at least half the raw consume rate,
+/// peak RSS at most 512 MiB.
+const TARGET_RATIO: f64 = 0.5;
+const TARGET_RSS_BYTES: u64 = 512 * 1024 * 1024;
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.scenario {
+        Scenario::Orders(args) => orders(args),
+    }
+}
+
+fn orders(args: OrdersArgs) -> anyhow::Result<()> {
+    let runtime = super::tokio_runtime()?;
+    let (_broker, connection) = broker(args.brokers.as_deref())?;
+    let topic = format!("bench-orders-{}", std::process::id());
+    let produced = runtime.block_on(produce_orders(
+        &connection,
+        &topic,
+        args.partitions,
+        args.count,
+        7,
+    ))?;
+
+    let ranges: Vec<OffsetRange> = produced
+        .ends
+        .iter()
+        .map(|(&partition, &end)| OffsetRange {
+            topic: topic.clone(),
+            partition,
+            start: 0,
+            end,
+        })
+        .collect();
+    let started = Instant::now();
+    let consumed = runtime.block_on(read_range(&connection, &ranges))?.len();
+    let raw_seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        consumed == produced.count,
+        "the raw consumer read {consumed} of {} messages",
+        produced.count
+    );
+    let raw_rate = consumed as f64 / raw_seconds;
+    println!("raw consume:  {consumed} messages in {raw_seconds:.2}s = {raw_rate:.0} msg/s");
+
+    let data = std::path::absolute(&args.data)?;
+    if data.exists() {
+        std::fs::remove_dir_all(&data)?;
+    }
+    let (seconds, peak_rss) =
+        run_pipeline_child(&args.pipeline, &variables(&connection, &topic, &data))?;
+    let rate = produced.count as f64 / seconds;
+    let ratio = rate / raw_rate;
+    println!(
+        "end to end:   {} records in {seconds:.2}s = {rate:.0} records/s (Kafka → bronze → silver → gold)",
+        produced.count
+    );
+    println!(
+        "ratio:        {ratio:.2} of the raw consume rate (target ≥ {TARGET_RATIO}) {}",
+        verdict(ratio >= TARGET_RATIO)
+    );
+    println!(
+        "peak RSS:     {:.0} MiB (target ≤ {} MiB) {}",
+        peak_rss as f64 / 1048576.0,
+        TARGET_RSS_BYTES / 1048576,
+        verdict(peak_rss <= TARGET_RSS_BYTES)
+    );
+    Ok(())
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
+/// Runs `weir run FILE --once` as a child, sampling its peak RSS (VmHWM).
+fn run_pipeline_child(
+    file: &Path,
+    variables: &std::collections::HashMap<String, String>,
+) -> anyhow::Result<(f64, u64)> {
+    let started = Instant::now();
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["run", &file.display().to_string(), "--once"])
+        .envs(variables)
+        .stdout(Stdio::null())
+        .spawn()?;
+    let status_file = PathBuf::from(format!("/proc/{}/status", child.id()));
+    let mut peak = 0u64;
+    let status = loop {
+        if let Some(kib) = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<u64>()
+                    .ok()
+            })
+        {
+            peak = peak.max(kib * 1024);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    anyhow::ensure!(status.success(), "weir run --once failed: {status}");
+    Ok((started.elapsed().as_secs_f64(), peak))
+}
