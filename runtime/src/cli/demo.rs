@@ -3,7 +3,7 @@
 //! the gold tables. Without `--brokers` it starts a throwaway in-memory broker
 //! (tansu) as a child process and says so.
 
-use super::print_problems;
+use super::explain_problems;
 use anyhow::Context;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,8 +13,8 @@ use weir_runtime::delta::query::query;
 use weir_runtime::demo::broker::TansuBroker;
 use weir_runtime::demo::orders::{EventKind, generate};
 use weir_runtime::kafka::producer;
+use weir_runtime::pipeline;
 use weir_runtime::pipeline::spec::{KafkaConnection, SinkMode};
-use weir_runtime::pipeline::{self, PipelineFileError};
 use weir_runtime::run::{RunOptions, run_file};
 use weir_runtime::{EngineOptions, PluginEngine};
 
@@ -150,18 +150,7 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
     let engine = PluginEngine::new(EngineOptions::default())?;
     runtime.block_on(async {
         let file = pipeline::read_with(&args.pipeline, &overrides)?;
-        let prepared = match pipeline::validate_file(file, &engine).await {
-            Ok(prepared) => prepared,
-            Err(PipelineFileError::Invalid { path, problems }) => {
-                print_problems(&problems);
-                anyhow::bail!(
-                    "{}: {} problem(s); nothing was started",
-                    path.display(),
-                    problems.len()
-                );
-            }
-            Err(other) => return Err(other.into()),
-        };
+        let prepared = explain_problems(pipeline::validate_file(file, &engine).await)?;
         println!(
             "running {} once (tables and checkpoints in {})",
             args.pipeline.display(),

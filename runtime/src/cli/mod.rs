@@ -71,10 +71,27 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Prints every problem of a pipeline file, one per line, to stderr.
-fn print_problems(problems: &[weir_runtime::pipeline::Problem]) {
-    for problem in problems {
-        eprintln!("  - {problem}");
+/// Passes a validated file through; for an invalid one prints every problem,
+/// one per line, to stderr and fails with a one-line summary.
+fn explain_problems(
+    validated: Result<
+        weir_runtime::pipeline::PreparedFile,
+        weir_runtime::pipeline::PipelineFileError,
+    >,
+) -> anyhow::Result<weir_runtime::pipeline::PreparedFile> {
+    match validated {
+        Ok(prepared) => Ok(prepared),
+        Err(weir_runtime::pipeline::PipelineFileError::Invalid { path, problems }) => {
+            for problem in &problems {
+                eprintln!("  - {problem}");
+            }
+            anyhow::bail!(
+                "{}: {} problem(s); nothing was started",
+                path.display(),
+                problems.len()
+            )
+        }
+        Err(other) => Err(other.into()),
     }
 }
 

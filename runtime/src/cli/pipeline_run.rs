@@ -3,11 +3,11 @@
 //! current epoch), or with `--once` processes what is available at start and
 //! exits 0.
 
-use super::print_problems;
+use super::explain_problems;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use weir_runtime::pipeline::{self, PipelineFileError};
+use weir_runtime::pipeline;
 use weir_runtime::run::{RunOptions, run_file};
 use weir_runtime::{EngineOptions, PluginEngine};
 
@@ -24,14 +24,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let engine = PluginEngine::new(EngineOptions::default())?;
     let runtime = super::tokio_runtime()?;
     runtime.block_on(async {
-        let prepared = match pipeline::read_and_validate(&args.file, &engine).await {
-            Ok(prepared) => prepared,
-            Err(PipelineFileError::Invalid { path, problems }) => {
-                print_problems(&problems);
-                anyhow::bail!("{}: {} problem(s); nothing was started", path.display(), problems.len());
-            }
-            Err(other) => return Err(other.into()),
-        };
+        let prepared = explain_problems(pipeline::read_and_validate(&args.file, &engine).await)?;
         let stop = Arc::new(AtomicBool::new(false));
         spawn_signal_watch(stop.clone());
         let reports = run_file(prepared, RunOptions { once: args.once }, stop).await?;

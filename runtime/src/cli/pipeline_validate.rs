@@ -2,9 +2,9 @@
 //! runs before starting (plugins, configs, schemas, tables), reporting all
 //! problems at once. Creates and writes nothing.
 
-use super::print_problems;
+use super::explain_problems;
 use std::path::PathBuf;
-use weir_runtime::pipeline::{self, PipelineFileError};
+use weir_runtime::pipeline;
 use weir_runtime::{EngineOptions, PluginEngine};
 
 #[derive(Debug, clap::Args)]
@@ -16,52 +16,41 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let engine = PluginEngine::new(EngineOptions::default())?;
     let runtime = super::tokio_runtime()?;
-    match runtime.block_on(pipeline::read_and_validate(&args.file, &engine)) {
-        Ok(prepared) => {
-            for p in &prepared.pipelines {
-                let stages: Vec<String> = p
-                    .spec
-                    .stages
-                    .iter()
-                    .zip(&p.plugins)
-                    .map(|(s, plugin)| {
-                        format!(
-                            "{} ({}@{})",
-                            s.name,
-                            plugin.identity().name,
-                            plugin.identity().version
-                        )
-                    })
-                    .collect();
-                let sinks: Vec<String> = p
-                    .spec
-                    .sinks
-                    .iter()
-                    .map(|s| format!("{} → {}", p.spec.port_name(&s.from), s.table.display()))
-                    .collect();
-                println!(
-                    "pipeline {}: {} | {} | {}",
-                    p.spec.name,
-                    p.spec.source.describe(),
-                    stages.join(" → "),
-                    sinks.join(", ")
-                );
-            }
-            println!(
-                "{}: ok ({} pipelines)",
-                args.file.display(),
-                prepared.pipelines.len()
-            );
-            Ok(())
-        }
-        Err(PipelineFileError::Invalid { path, problems }) => {
-            print_problems(&problems);
-            anyhow::bail!(
-                "{}: {} problem(s); nothing was started",
-                path.display(),
-                problems.len()
-            )
-        }
-        Err(other) => Err(other.into()),
+    let prepared =
+        explain_problems(runtime.block_on(pipeline::read_and_validate(&args.file, &engine)))?;
+    for p in &prepared.pipelines {
+        let stages: Vec<String> = p
+            .spec
+            .stages
+            .iter()
+            .zip(&p.plugins)
+            .map(|(s, plugin)| {
+                format!(
+                    "{} ({}@{})",
+                    s.name,
+                    plugin.identity().name,
+                    plugin.identity().version
+                )
+            })
+            .collect();
+        let sinks: Vec<String> = p
+            .spec
+            .sinks
+            .iter()
+            .map(|s| format!("{} → {}", p.spec.port_name(&s.from), s.table.display()))
+            .collect();
+        println!(
+            "pipeline {}: {} | {} | {}",
+            p.spec.name,
+            p.spec.source.describe(),
+            stages.join(" → "),
+            sinks.join(", ")
+        );
     }
+    println!(
+        "{}: ok ({} pipelines)",
+        args.file.display(),
+        prepared.pipelines.len()
+    );
+    Ok(())
 }

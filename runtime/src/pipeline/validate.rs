@@ -188,7 +188,7 @@ async fn check_pipeline(
         }
     }
 
-    let mut plugins = Vec::new();
+    let mut loaded: Vec<Option<LoadedPlugin>> = vec![None; pipeline.stages.len()];
     for (index, stage) in pipeline.stages.iter().enumerate() {
         let at = format!("{here} > stage \"{}\"", stage.name);
         let plugin = match engine.load(&stage.plugin) {
@@ -198,7 +198,7 @@ async fn check_pipeline(
                 continue;
             }
         };
-        plugins.push(plugin.clone());
+        loaded[index] = Some(plugin.clone());
         let mut instance = match plugin.instantiate(&stage.config_json, stage.limits) {
             Ok(instance) => instance,
             Err(e) => {
@@ -206,28 +206,10 @@ async fn check_pipeline(
                 continue;
             }
         };
-        if let PortRef::Stage { stage: up, port } = &stage.input
-            && !schemas.contains_key(&stage.input)
-            && plugins.len() > *up
+        if !schemas.contains_key(&stage.input)
+            && let Some(message) = undeclared_output(pipeline, &loaded, &stage.input)
         {
-            {
-                let declared: Vec<String> = plugins[*up]
-                    .manifest()
-                    .outputs
-                    .iter()
-                    .map(|p| p.name.clone())
-                    .collect();
-                if !declared.contains(port) {
-                    problem(
-                        format!("{at} > input"),
-                        format!(
-                            "stage `{}` has no output port `{port}` (its ports: {})",
-                            pipeline.stages[*up].name,
-                            declared.join(", ")
-                        ),
-                    );
-                }
-            }
+            problem(format!("{at} > input"), message);
         }
         let Some(input_schema) = schemas.get(&stage.input).cloned() else {
             continue; // the upstream problem is already reported
@@ -325,30 +307,13 @@ async fn check_pipeline(
             }
         }
     }
-    if plugins.len() != pipeline.stages.len() {
-        return None;
-    }
+    let plugins: Vec<LoadedPlugin> = loaded.iter().cloned().collect::<Option<_>>()?;
 
     for sink in &pipeline.sinks {
         let at = format!("{here} > sink \"{}\"", sink.name);
         let Some(schema) = schemas.get(&sink.from).cloned() else {
-            if let PortRef::Stage { stage, port } = &sink.from {
-                let declared: Vec<String> = plugins[*stage]
-                    .manifest()
-                    .outputs
-                    .iter()
-                    .map(|p| p.name.clone())
-                    .collect();
-                if !declared.contains(port) {
-                    problem(
-                        format!("{at} > from"),
-                        format!(
-                            "stage `{}` has no output port `{port}` (its ports: {})",
-                            pipeline.stages[*stage].name,
-                            declared.join(", ")
-                        ),
-                    );
-                }
+            if let Some(message) = undeclared_output(pipeline, &loaded, &sink.from) {
+                problem(format!("{at} > from"), message);
             }
             continue;
         };
@@ -456,6 +421,31 @@ async fn check_pipeline(
         spec: pipeline.clone(),
         plugins,
         schemas,
+    })
+}
+
+/// Says so when `port` names an output port its stage's plugin does not declare.
+fn undeclared_output(
+    pipeline: &Pipeline,
+    loaded: &[Option<LoadedPlugin>],
+    port: &PortRef,
+) -> Option<String> {
+    let PortRef::Stage { stage, port } = port else {
+        return None;
+    };
+    let declared: Vec<&str> = loaded[*stage]
+        .as_ref()?
+        .manifest()
+        .outputs
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    (!declared.contains(&port.as_str())).then(|| {
+        format!(
+            "stage `{}` has no output port `{port}` (its ports: {})",
+            pipeline.stages[*stage].name,
+            declared.join(", ")
+        )
     })
 }
 

@@ -75,19 +75,7 @@ impl Checkpoint {
 
     /// The plan of `epoch`, if recorded.
     pub fn plan(&self, epoch: u64) -> Result<Option<EpochPlan>, RunError> {
-        let path = self.plan_path(epoch);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| RunError::CorruptCheckpoint {
-                        path,
-                        reason: e.to_string(),
-                    })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(io_error(&path, "read")(source)),
-        }
+        read_json(&self.plan_path(epoch))
     }
 
     /// The highest planned epoch.
@@ -136,19 +124,7 @@ impl Checkpoint {
 
     /// The sinks the pipeline had when it last started (`None` before the first start).
     pub fn known_sinks(&self) -> Result<Option<Vec<String>>, RunError> {
-        let path = self.dir.join("sinks.json");
-        match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| RunError::CorruptCheckpoint {
-                        path,
-                        reason: e.to_string(),
-                    })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(io_error(&path, "read")(source)),
-        }
+        read_json(&self.dir.join("sinks.json"))
     }
 
     /// Records the pipeline's current sinks.
@@ -186,6 +162,22 @@ impl Checkpoint {
         };
         old(self.dir.join("epochs"), |n| n.strip_suffix(".json"));
         old(self.dir.join("state"), |n| Some(n));
+    }
+}
+
+/// Reads a JSON checkpoint file; `None` when it does not exist.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, RunError> {
+    match fs::read(path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| RunError::CorruptCheckpoint {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(io_error(path, "read")(source)),
     }
 }
 

@@ -232,24 +232,16 @@ impl EpochSource {
                     continue;
                 }
                 let first = *next_version;
-                let (batches, version_starts, last) =
+                let (batch, version_starts, last) =
                     read_versions(path, table, from, limit, Some(policy))
                         .await
                         .map_err(delta_error(pipeline))?;
                 *unscanned = last + 1;
-                let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-                if rows == 0 {
+                if batch.num_rows() == 0 {
                     // Only empty versions: nothing to process. They are covered by the next
                     // epoch's range; until then a restart simply reads them again.
                     continue;
                 }
-                let schema = table::arrow_schema(path, table).map_err(delta_error(pipeline))?;
-                let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| {
-                    delta_error(pipeline)(delta::DeltaError::Schema {
-                        table: path.clone(),
-                        reason: e.to_string(),
-                    })
-                })?;
                 return Ok(Some(Fetched {
                     batch,
                     range: SourceRange::Delta {
@@ -285,16 +277,9 @@ impl EpochSource {
                 Ok(fetched)
             }
             (EpochSource::Delta { path, table, .. }, SourceRange::Delta { first, last, .. }) => {
-                let (batches, version_starts, _) = read_versions(path, table, *first, *last, None)
+                let (batch, version_starts, _) = read_versions(path, table, *first, *last, None)
                     .await
                     .map_err(delta_error(pipeline))?;
-                let schema = table::arrow_schema(path, table).map_err(delta_error(pipeline))?;
-                let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| {
-                    delta_error(pipeline)(delta::DeltaError::Schema {
-                        table: path.clone(),
-                        reason: e.to_string(),
-                    })
-                })?;
                 Ok(Fetched {
                     batch,
                     range: range.clone(),
@@ -358,15 +343,15 @@ fn kafka_fetched(records: &[Record], before: &Positions) -> Fetched {
 }
 
 /// Reads versions `first..=limit` one at a time (stopping early once the
-/// policy's row or byte limit is reached, when given). Returns the batches,
-/// where each version's rows start, and the last version read.
+/// policy's row or byte limit is reached, when given). Returns the rows as
+/// one batch, where each version's rows start, and the last version read.
 async fn read_versions(
     path: &std::path::Path,
     table: &DeltaTable,
     first: u64,
     limit: u64,
     policy: Option<&BatchPolicy>,
-) -> Result<(Vec<RecordBatch>, Vec<(usize, u64)>, u64), delta::DeltaError> {
+) -> Result<(RecordBatch, Vec<(usize, u64)>, u64), delta::DeltaError> {
     let mut batches = Vec::new();
     let mut starts = Vec::new();
     let mut rows = 0usize;
@@ -385,5 +370,12 @@ async fn read_versions(
             break;
         }
     }
-    Ok((batches, starts, last))
+    let schema = table::arrow_schema(path, table)?;
+    let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| {
+        delta::DeltaError::Schema {
+            table: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok((batch, starts, last))
 }
