@@ -52,8 +52,8 @@ impl OrdersFixture {
         }
     }
 
-    /// Produces the events' messages.
-    pub async fn produce(&self, events: &[OrderEvent]) {
+    /// Produces the events' messages; returns one past the last offset written per partition.
+    pub async fn produce(&self, events: &[OrderEvent]) -> BTreeMap<i32, i64> {
         let sent = producer::produce(
             &self.connection(),
             &self.topic,
@@ -62,6 +62,7 @@ impl OrdersFixture {
         .await
         .expect("events produced");
         assert_eq!(sent.count, events.len());
+        sent.ends
     }
 
     /// The `${VAR}` values that point the example pipeline file at this fixture.
@@ -78,6 +79,31 @@ impl OrdersFixture {
                 plugin_dir().display().to_string(),
             ),
         ])
+    }
+
+    /// The offsets a consumer group has committed on the topic, per partition
+    /// (what `kafka-consumer-groups --describe` shows), read with a plain client.
+    pub fn committed_offsets(&self, group: &str) -> BTreeMap<i32, i64> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap())
+            .set("group.id", group)
+            .create()
+            .expect("client");
+        let metadata = consumer
+            .fetch_metadata(Some(&self.topic), std::time::Duration::from_secs(10))
+            .expect("metadata");
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        for partition in metadata.topics()[0].partitions() {
+            partitions.add_partition(&self.topic, partition.id());
+        }
+        consumer
+            .committed_offsets(partitions, std::time::Duration::from_secs(10))
+            .expect("committed offsets")
+            .elements()
+            .iter()
+            .filter_map(|e| Some((e.partition(), e.offset().to_raw()?)))
+            .collect()
     }
 
     /// A table directory under the data directory.

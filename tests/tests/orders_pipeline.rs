@@ -31,10 +31,15 @@ async fn orders_end_to_end_then_resume_without_reprocessing_then_incremental() {
     let fixture = OrdersFixture::start(3).await;
     let all = generate(4_000, 11);
     let (first, later) = all.split_at(3_000);
-    fixture.produce(first).await;
+    let ends = fixture.produce(first).await;
 
     let reports = run_once(&fixture).await;
     assert_tables(&fixture, &expected(first)).await;
+    assert_eq!(
+        fixture.committed_offsets("weir-orders-bronze"),
+        ends,
+        "the consumer group shows the final position to lag tools"
+    );
     let bronze = &reports[0];
     assert_eq!(bronze.pipeline, "bronze");
     assert_eq!(bronze.records_in, 3_000);

@@ -370,6 +370,20 @@ impl KafkaSource {
         )
     }
 
+    /// Commits the current positions to the consumer group and waits for the
+    /// broker's answer, so lag tools see the final position after a clean stop.
+    pub fn flush_group_offsets(&self) {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in self.positions() {
+            let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(offset));
+        }
+        if tpl.count() > 0
+            && let Err(error) = self.consumer.commit(&tpl, CommitMode::Sync)
+        {
+            tracing::warn!(%error, "committing consumer-group offsets failed (progress is safe in Delta)");
+        }
+    }
+
     /// Marks the ranges of a committed epoch as done, and commits the group
     /// offsets (asynchronously; they only inform lag tools).
     pub fn committed(&self, ranges: &[OffsetRange]) {

@@ -323,6 +323,9 @@ async fn run_pipeline(
             per_stage.join("; ")
         );
     }
+    if let EpochSource::Kafka { source, .. } = &source {
+        tokio::task::block_in_place(|| source.flush_group_offsets());
+    }
     tracing::info!(
         pipeline = name,
         epochs = report.epochs,
