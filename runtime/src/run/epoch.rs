@@ -74,14 +74,6 @@ impl EpochPlan {
             seed,
         }
     }
-
-    /// Number of source records the plan covers, when the source says (Kafka).
-    pub fn kafka_record_span(&self) -> Option<i64> {
-        match &self.source {
-            SourceRange::Kafka { ranges, .. } => Some(ranges.iter().map(|r| r.end - r.start).sum()),
-            SourceRange::Delta { .. } => None,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -139,6 +131,5 @@ mod tests {
         };
         let json = serde_json::to_string(&plan).unwrap();
         assert_eq!(serde_json::from_str::<EpochPlan>(&json).unwrap(), plan);
-        assert_eq!(plan.kafka_record_span(), Some(5));
     }
 }

@@ -7,7 +7,7 @@
 
 use super::RunError;
 use super::checkpoint::Checkpoint;
-use super::epoch::{EpochPlan, SourceRange};
+use super::epoch::EpochPlan;
 use super::source::{EpochSource, Fetched};
 use super::stages::{StageCounts, StageSet};
 use super::tables;
@@ -440,12 +440,5 @@ impl EpochSource {
                 Some((latest + 1).saturating_sub(*next_version) as i64)
             }
         }
-    }
-}
-
-impl SourceRange {
-    /// A short description for logs.
-    pub fn describe(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
     }
 }

@@ -201,7 +201,10 @@ impl EpochSource {
                         .await
                         .map_err(kafka_error(pipeline))?;
                     if !records.is_empty() {
-                        return Ok(Some(kafka_fetched(&records, &source.positions())));
+                        return Ok(Some(kafka_fetched(
+                            &records,
+                            kafka_range(&records, &source.positions()),
+                        )));
                     }
                     if stop.load(Ordering::SeqCst) || (once && source.reached_start_watermarks()) {
                         return Ok(None);
@@ -265,16 +268,11 @@ impl EpochSource {
         range: &SourceRange,
     ) -> Result<Fetched, RunError> {
         match (self, range) {
-            (EpochSource::Kafka { connection, .. }, SourceRange::Kafka { ranges, positions }) => {
+            (EpochSource::Kafka { connection, .. }, SourceRange::Kafka { ranges, .. }) => {
                 let records = crate::kafka::source::read_range(connection, ranges)
                     .await
                     .map_err(kafka_error(pipeline))?;
-                let mut fetched = kafka_fetched(&records, &Positions::new());
-                fetched.range = SourceRange::Kafka {
-                    ranges: ranges.clone(),
-                    positions: positions.clone(),
-                };
-                Ok(fetched)
+                Ok(kafka_fetched(&records, range.clone()))
             }
             (EpochSource::Delta { path, table, .. }, SourceRange::Delta { first, last, .. }) => {
                 let (batch, version_starts, _) = read_versions(path, table, *first, *last, None)
@@ -318,25 +316,31 @@ impl EpochSource {
     }
 }
 
-fn kafka_fetched(records: &[Record], before: &Positions) -> Fetched {
+/// The range of newly read `records` (in canonical order): their offset
+/// ranges, and every partition's next offset once they are done.
+fn kafka_range(records: &[Record], before: &Positions) -> SourceRange {
     let ranges = ranges_of(records);
     let mut after = before.clone();
     for range in &ranges {
         after.insert((range.topic.clone(), range.partition), range.end);
     }
+    SourceRange::Kafka {
+        ranges,
+        positions: after
+            .into_iter()
+            .map(|((topic, partition), offset)| PartitionPosition {
+                topic,
+                partition,
+                offset,
+            })
+            .collect(),
+    }
+}
+
+fn kafka_fetched(records: &[Record], range: SourceRange) -> Fetched {
     let batch = records::to_batch(records);
     Fetched {
-        range: SourceRange::Kafka {
-            ranges,
-            positions: after
-                .into_iter()
-                .map(|((topic, partition), offset)| PartitionPosition {
-                    topic,
-                    partition,
-                    offset,
-                })
-                .collect(),
-        },
+        range,
         rows: Box::new(KafkaRows(batch.clone())),
         batch,
     }

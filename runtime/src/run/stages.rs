@@ -247,7 +247,7 @@ impl StageSet {
                                 stage: stage.name.clone(),
                                 plugin: None,
                                 reason,
-                                field: Some(state.event_time_column().to_string()),
+                                field: Some(state.spec().event_time.clone()),
                                 raw: row_as_json(&batch, row),
                                 origin: rows.untraced(),
                             });
@@ -269,12 +269,6 @@ impl StageSet {
             .map(|(port, batch)| (port, vec![batch]))
             .collect();
         Ok(output)
-    }
-}
-
-impl DedupeState {
-    fn event_time_column(&self) -> &str {
-        self.spec().event_time.as_str()
     }
 }
 
