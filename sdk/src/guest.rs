@@ -4,6 +4,8 @@
 //! here, so a plugin behaves the same in `cargo test` and in the sandbox.
 
 use crate::{Inputs, Plugin, PluginError, Ports, ipc, schema};
+use arrow_array::RecordBatch;
+use arrow_schema::ArrowError;
 
 /// An Arrow IPC stream with its port name, as it crosses the boundary.
 pub type NamedIpc = (String, Vec<u8>);
@@ -16,15 +18,18 @@ pub fn configure<P: Plugin>(config_json: &str) -> Result<(P, Ports), PluginError
     Ok((plugin, ports))
 }
 
-/// Runs one `process` call from IPC streams to IPC streams.
+/// Runs one `process` call from IPC streams to IPC streams, decoding each
+/// input with `decode` ([`ipc::decode_batch`], or the trusted decoder where
+/// the caller knows who encoded the streams).
 pub fn process_ipc<P: Plugin>(
     plugin: &mut P,
     ports: &Ports,
     streams: Vec<NamedIpc>,
+    decode: impl Fn(Vec<u8>) -> Result<RecordBatch, ArrowError>,
 ) -> Result<Vec<NamedIpc>, PluginError> {
     let mut inputs = Inputs::new();
     for (name, bytes) in streams {
-        let batch = ipc::decode_batch(bytes).map_err(|e| {
+        let batch = decode(bytes).map_err(|e| {
             PluginError::bad_input(&name, format!("not a valid Arrow IPC stream: {e}"))
         })?;
         let port = ports.input(&name).ok_or_else(|| {

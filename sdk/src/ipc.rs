@@ -3,9 +3,12 @@
 
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
-use arrow_ipc::reader::StreamDecoder;
+use arrow_ipc::convert::fb_to_schema;
+use arrow_ipc::reader::{FileDecoder, StreamDecoder};
 use arrow_ipc::writer::StreamWriter;
+use arrow_ipc::{Block, MessageHeader};
 use arrow_schema::{ArrowError, Schema, SchemaRef};
+use std::sync::Arc;
 
 /// Decodes one Arrow IPC stream into its schema and record batches.
 ///
@@ -50,11 +53,113 @@ pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
 /// Decodes an Arrow IPC stream into one batch: its only batch as is, several
 /// concatenated, none as an empty batch of the stream's schema.
 pub fn decode_batch(bytes: Vec<u8>) -> Result<RecordBatch, ArrowError> {
-    let (schema, batches) = decode_stream(bytes)?;
+    one_batch(decode_stream(bytes)?)
+}
+
+fn one_batch((schema, batches): (SchemaRef, Vec<RecordBatch>)) -> Result<RecordBatch, ArrowError> {
     match <[RecordBatch; 1]>::try_from(batches) {
         Ok([batch]) => Ok(batch),
         Err(batches) => arrow_select::concat::concat_batches(&schema, &batches),
     }
+}
+
+/// [`decode_batch`] without Arrow's per-value validation (offsets in bounds,
+/// UTF-8 text, dictionary keys): the message framing and buffer layout are
+/// still checked, but the values are trusted.
+///
+/// Plugins decode their inputs this way. Validating them would repeat, inside
+/// the sandbox, work whose outcome is already known: the host encodes inputs
+/// from arrays it built or validated itself. For text-heavy batches that
+/// repeated UTF-8 pass costs more than the plugin's own work. The host decodes
+/// what a plugin returns with full validation.
+///
+/// # Safety
+///
+/// `bytes` must have been written by an Arrow IPC writer from valid arrays, as
+/// [`encode_batch`] does. Values that break Arrow's invariants make later
+/// reads of the batch undefined behaviour.
+pub unsafe fn decode_trusted_batch(bytes: Vec<u8>) -> Result<RecordBatch, ArrowError> {
+    // `StreamDecoder::with_skip_validation` does not reach record batches in
+    // arrow-ipc 59 (only dictionaries), so the stream's messages are framed
+    // here and handed to a `FileDecoder`, which honours the flag, over slices
+    // of the same buffer: still no copy.
+    let buffer = Buffer::from_vec(bytes);
+    let mut decoder: Option<(SchemaRef, FileDecoder)> = None;
+    let mut batches = Vec::new();
+    let mut at = 0;
+    while let Some(frame) = next_frame(&buffer, at)? {
+        let message = arrow_ipc::root_as_message(&buffer[at + frame.prefix..at + frame.meta])
+            .map_err(|e| ArrowError::IpcError(format!("unreadable message at byte {at}: {e}")))?;
+        let block = Block::new(at as i64, frame.meta as i32, frame.body as i64);
+        let whole = buffer.slice_with_length(at, frame.meta + frame.body);
+        match (message.header_type(), &mut decoder) {
+            (MessageHeader::Schema, None) => {
+                let schema = message
+                    .header_as_schema()
+                    .map(fb_to_schema)
+                    .ok_or_else(|| ArrowError::IpcError("unreadable schema message".into()))?;
+                let schema = Arc::new(schema);
+                // SAFETY: the caller guarantees the values are valid (see above).
+                let file = unsafe {
+                    FileDecoder::new(schema.clone(), message.version()).with_skip_validation(true)
+                };
+                decoder = Some((schema, file));
+            }
+            (MessageHeader::RecordBatch, Some((_, file))) => {
+                batches.extend(file.read_record_batch(&block, &whole)?);
+            }
+            (MessageHeader::DictionaryBatch, Some((_, file))) => {
+                file.read_dictionary(&block, &whole)?;
+            }
+            (other, _) => {
+                return Err(ArrowError::IpcError(format!(
+                    "unexpected {other:?} message at byte {at}"
+                )));
+            }
+        }
+        at += frame.meta + frame.body;
+    }
+    let (schema, _) =
+        decoder.ok_or_else(|| ArrowError::IpcError("the stream holds no schema message".into()))?;
+    one_batch((schema, batches))
+}
+
+/// Sizes of one encapsulated IPC message: its length prefix, its prefix plus
+/// (padded) metadata, and its body.
+struct Frame {
+    prefix: usize,
+    meta: usize,
+    body: usize,
+}
+
+/// The message starting at byte `at`, or `None` at the end-of-stream marker or
+/// the end of the bytes.
+fn next_frame(buffer: &[u8], at: usize) -> Result<Option<Frame>, ArrowError> {
+    let truncated = || ArrowError::IpcError(format!("the stream is cut off at byte {at}"));
+    let word = |from: usize| -> Result<u32, ArrowError> {
+        let bytes = buffer.get(from..from + 4).ok_or_else(truncated)?;
+        Ok(u32::from_le_bytes(bytes.try_into().expect("four bytes")))
+    };
+    if at == buffer.len() {
+        return Ok(None);
+    }
+    let (prefix, length) = match word(at)? {
+        u32::MAX => (8, word(at + 4)?),
+        length => (4, length),
+    };
+    if length == 0 {
+        return Ok(None);
+    }
+    let meta = prefix + length as usize;
+    let header = buffer.get(at + prefix..at + meta).ok_or_else(truncated)?;
+    let message = arrow_ipc::root_as_message(header)
+        .map_err(|e| ArrowError::IpcError(format!("unreadable message at byte {at}: {e}")))?;
+    let body = usize::try_from(message.bodyLength())
+        .map_err(|_| ArrowError::IpcError(format!("negative body length at byte {at}")))?;
+    if buffer.len() < at + meta + body {
+        return Err(truncated());
+    }
+    Ok(Some(Frame { prefix, meta, body }))
 }
 
 /// Encodes a schema alone (an IPC stream with no batches), as ports declare it.
@@ -70,7 +175,7 @@ pub fn decode_schema(bytes: Vec<u8>) -> Result<SchemaRef, ArrowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{Int64Array, StringArray};
+    use arrow_array::{BinaryArray, Int64Array, StringArray};
     use arrow_schema::{DataType, Field};
     use std::sync::Arc;
 
@@ -141,5 +246,58 @@ mod tests {
         bytes.truncate(bytes.len() - 20);
         assert!(decode_stream(bytes).is_err());
         assert!(decode_stream(Vec::new()).is_err());
+    }
+
+    /// Decodes with the trusted decoder; sound here because every stream in
+    /// these tests is written by `encode_stream` from valid arrays, except the
+    /// malformed ones, which must fail before any value is read.
+    fn trusted(bytes: Vec<u8>) -> Result<RecordBatch, ArrowError> {
+        // SAFETY: see above.
+        unsafe { decode_trusted_batch(bytes) }
+    }
+
+    #[test]
+    fn the_trusted_decoder_reads_what_the_validating_one_reads() {
+        let batch = sample();
+        let two = encode_stream(&batch.schema(), &[batch.clone(), batch.slice(1, 2)]).unwrap();
+        assert_eq!(trusted(two.clone()).unwrap(), decode_batch(two).unwrap());
+        let none = trusted(encode_schema(&batch.schema()).unwrap()).unwrap();
+        assert_eq!((none.num_rows(), none.schema()), (0, batch.schema()));
+        assert_eq!(trusted(encode_batch(&batch).unwrap()).unwrap(), batch);
+    }
+
+    #[test]
+    fn the_trusted_decoder_still_rejects_bad_framing() {
+        assert!(trusted(b"definitely not arrow".to_vec()).is_err());
+        assert!(trusted(Vec::new()).is_err());
+        let bytes = encode_batch(&sample()).unwrap();
+        for cut in [3, 9, bytes.len() / 2, bytes.len() - 9] {
+            let error = trusted(bytes[..cut].to_vec()).unwrap_err();
+            assert!(
+                error.to_string().contains("cut off"),
+                "cut at {cut}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_trusted_decoder_skips_value_validation() {
+        // Invalid UTF-8 in a Utf8 column, encoded as binary and relabelled:
+        // the validating decoder refuses it, the trusted one does not look.
+        let bytes = BinaryArray::from(vec![&b"ok"[..], &[0xff, 0xfe][..]]);
+        let binary = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("s", DataType::Binary, false)])),
+            vec![Arc::new(bytes)],
+        )
+        .unwrap();
+        let as_text = Schema::new(vec![Field::new("s", DataType::Utf8, false)]);
+        let mut relabelled = encode_schema(&as_text).unwrap();
+        let body = encode_batch(&binary).unwrap();
+        let schema_len = encode_schema(binary.schema_ref()).unwrap().len() - 8;
+        relabelled.truncate(relabelled.len() - 8);
+        relabelled.extend_from_slice(&body[schema_len..]);
+        assert!(decode_batch(relabelled.clone()).is_err());
+        let decoded = trusted(relabelled).unwrap();
+        assert_eq!(decoded.num_rows(), 2);
     }
 }

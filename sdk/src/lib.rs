@@ -73,6 +73,7 @@ extern crate self as weir_sdk;
 
 mod config;
 mod error;
+pub mod filter;
 mod guest;
 mod io;
 pub mod ipc;
@@ -127,6 +128,7 @@ pub trait Plugin: Sized + 'static {
 
 /// Everything a plugin usually needs, in one import.
 pub mod prelude {
+    pub use crate::filter::filter_record_batch;
     pub use crate::{
         ErrorKind, Input, Inputs, Manifest, Outputs, Plugin, PluginError, Port, Ports,
         REJECTED_PORT, Rejects, rejected_port, rejected_schema,
@@ -139,7 +141,6 @@ pub mod prelude {
         TimestampMicrosecondArray, UInt64Array,
     };
     pub use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
-    pub use arrow_select::filter::filter_record_batch;
     pub use serde_json::json;
 }
 

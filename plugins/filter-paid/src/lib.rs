@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::collections::HashSet;
 use std::sync::Arc;
 use weir_sdk::arrow_array::cast::AsArray;
+use weir_sdk::arrow_buffer::BooleanBuffer;
 use weir_sdk::prelude::*;
 
 /// The plugin's config.
@@ -106,17 +107,17 @@ impl Plugin for FilterPaid {
     fn process(&mut self, inputs: &Inputs) -> Result<Outputs, PluginError> {
         let orders = inputs.get("in")?;
         let status = orders.column::<StringArray>(&self.config.status_column)?;
-        let mut keep: Vec<bool> = status
-            .iter()
-            .map(|s| s.is_some_and(|s| self.config.keep.iter().any(|k| k == s)))
-            .collect();
-        if let Some(key) = &self.config.dedupe_on {
-            drop_later_duplicates(orders.column_any(key)?, &mut keep)
-                .map_err(|m| PluginError::bad_input("in", m))?;
-        }
+        let wanted = |row: usize| {
+            status.is_valid(row) && self.config.keep.iter().any(|k| k == status.value(row))
+        };
+        let keep = match &self.config.dedupe_on {
+            None => BooleanBuffer::collect_bool(status.len(), wanted),
+            Some(key) => first_of_each_key(orders.column_any(key)?, wanted)
+                .map_err(|m| PluginError::bad_input("in", m))?,
+        };
         let (fields, columns) = self.project(&orders)?;
         let projected = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-        let kept = filter_record_batch(&projected, &BooleanArray::from(keep))?;
+        let kept = filter_record_batch(&projected, &BooleanArray::new(keep, None))?;
         Ok(Outputs::new().with("out", kept))
     }
 }
@@ -156,32 +157,45 @@ impl FilterPaid {
     }
 }
 
-/// Clears `keep` for every kept row whose key was already seen in a kept row.
-/// Null keys count as one value, as in Spark's `dropDuplicates`. The hash is
-/// fast and fixed-seed: output never depends on it, and a plugin must not need
-/// the host's random source to be deterministic.
-fn drop_later_duplicates(keys: &ArrayRef, keep: &mut [bool]) -> Result<(), String> {
-    fn dedupe<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = Option<K>>, keep: &mut [bool]) {
-        let capacity = keep.iter().filter(|k| **k).count();
+/// The rows that are `wanted` and whose key no earlier wanted row had (first
+/// wins). Null keys count as one value, as in Spark's `dropDuplicates`. The
+/// hash is fast and fixed-seed: output never depends on it, and a plugin must
+/// not need the host's random source to be deterministic.
+fn first_of_each_key(
+    keys: &ArrayRef,
+    wanted: impl Fn(usize) -> bool,
+) -> Result<BooleanBuffer, String> {
+    fn first<K: std::hash::Hash + Eq>(
+        len: usize,
+        key: impl Fn(usize) -> Option<K>,
+        wanted: impl Fn(usize) -> bool,
+    ) -> BooleanBuffer {
         let mut seen = HashSet::with_capacity_and_hasher(
-            capacity,
+            len,
             foldhash::fast::FixedState::with_seed(0x5745_4952),
         );
-        for (row, key) in keys.enumerate() {
-            if keep[row] && !seen.insert(key) {
-                keep[row] = false;
-            }
-        }
+        BooleanBuffer::collect_bool(len, |row| wanted(row) && seen.insert(key(row)))
     }
-    match keys.data_type() {
-        DataType::Utf8 => dedupe(keys.as_string::<i32>().iter(), keep),
-        DataType::LargeUtf8 => dedupe(keys.as_string::<i64>().iter(), keep),
-        DataType::Int64 => dedupe(keys.as_primitive::<Int64Type>().iter(), keep),
-        DataType::Int32 => dedupe(keys.as_primitive::<Int32Type>().iter(), keep),
-        DataType::Binary => dedupe(keys.as_binary::<i32>().iter(), keep),
+    let len = keys.len();
+    // The key of each row, read through the array's own type.
+    macro_rules! by {
+        ($typed:expr) => {{
+            let keys = $typed;
+            first(
+                len,
+                |row| keys.is_valid(row).then(|| keys.value(row)),
+                wanted,
+            )
+        }};
+    }
+    Ok(match keys.data_type() {
+        DataType::Utf8 => by!(keys.as_string::<i32>()),
+        DataType::LargeUtf8 => by!(keys.as_string::<i64>()),
+        DataType::Int64 => by!(keys.as_primitive::<Int64Type>()),
+        DataType::Int32 => by!(keys.as_primitive::<Int32Type>()),
+        DataType::Binary => by!(keys.as_binary::<i32>()),
         other => return Err(format!("cannot deduplicate on a column of type {other}")),
-    }
-    Ok(())
+    })
 }
 
 weir_sdk::export!(FilterPaid);

@@ -521,7 +521,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
 
 /// Microseconds since the epoch; `Err(None)` when a string is the wrong kind of
 /// value for `format`, `Err(Some(reason))` when the text does not parse.
-fn timestamp(text: &str, format: &TimestampFormat) -> Result<i64, Option<String>> {
+pub fn timestamp(text: &str, format: &TimestampFormat) -> Result<i64, Option<String>> {
     match format {
         TimestampFormat::Iso8601 => {
             if let Some(micros) = crate::rfc3339::parse_micros(text) {

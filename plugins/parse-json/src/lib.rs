@@ -5,6 +5,7 @@
 
 mod columns;
 mod convert;
+mod fast;
 mod rfc3339;
 mod spec;
 
@@ -113,11 +114,31 @@ impl Plugin for ParseJson {
                 rejects.push(row, None, None, &format!("`{}` is null", self.input_column));
                 continue;
             };
-            let json = match text.row(values, row) {
-                Some(text) => convert::RowJson::Text(text),
-                None => convert::RowJson::Bytes(raw),
+            let parsed = match text.row(values, row) {
+                Some(text)
+                    if fast::parse_row(text, &self.fields, &mut columns, kept, self.strict)
+                        .is_some() =>
+                {
+                    Ok(())
+                }
+                Some(text) => {
+                    columns.iter_mut().for_each(|column| column.truncate(kept));
+                    convert::parse_row(
+                        convert::RowJson::Text(text),
+                        &self.fields,
+                        &mut columns,
+                        kept,
+                        self.strict,
+                    )
+                }
+                None => convert::parse_row(
+                    convert::RowJson::Bytes(raw),
+                    &self.fields,
+                    &mut columns,
+                    kept,
+                    self.strict,
+                ),
             };
-            let parsed = convert::parse_row(json, &self.fields, &mut columns, kept, self.strict);
             match parsed {
                 Ok(()) => kept += 1,
                 Err(rejection) => {

@@ -118,10 +118,20 @@ impl FieldSpec {
 /// The first 8 bytes of `key`, zero-padded, as a little-endian word.
 #[inline]
 pub fn key_word(key: &[u8]) -> u64 {
-    key.iter()
-        .take(8)
-        .enumerate()
-        .fold(0, |word, (i, &byte)| word | (u64::from(byte) << (8 * i)))
+    // Whole-word loads, overlapping for short keys (the overlapping bytes are
+    // equal, so or-ing them is harmless): no per-byte loop, which compiles to
+    // slow vector code for wasm.
+    let len = key.len();
+    let u32_at = |at: usize| u64::from(u32::from_le_bytes(key[at..at + 4].try_into().expect("4")));
+    match len {
+        0 => 0,
+        1..=3 => {
+            let byte = |at: usize| u64::from(key[at]) << (8 * at);
+            byte(0) | byte(len / 2) | byte(len - 1)
+        }
+        4..=7 => u32_at(0) | (u32_at(len - 4) << (8 * (len - 4))),
+        _ => u64::from_le_bytes(key[..8].try_into().expect("8")),
+    }
 }
 
 /// Validates `fields` (at config key `path`) into specs.

@@ -336,3 +336,194 @@ fn invalid_utf8_is_rejected_without_spoiling_the_batch() {
         "{got:?}"
     );
 }
+
+/// Parses `text` with the fast path and with the full parser; when the fast
+/// path accepts the row, both must give the same columns. Returns whether the
+/// fast path accepted it, and whether the full parser did.
+fn fast_agrees(fields: &[spec::FieldSpec], text: &str, strict: bool) -> (bool, bool) {
+    let mut fast_columns = Column::for_fields(fields, 1);
+    let accepted = fast::parse_row(text, fields, &mut fast_columns, 0, strict).is_some();
+    let mut full_columns = Column::for_fields(fields, 1);
+    let full = convert::parse_row(
+        convert::RowJson::Text(text),
+        fields,
+        &mut full_columns,
+        0,
+        strict,
+    );
+    if accepted {
+        assert!(
+            full.is_ok(),
+            "fast path accepted {text:?}, full parser: {full:?}"
+        );
+        let finish = |columns: &mut Vec<Column>| -> Vec<_> {
+            columns.iter_mut().map(Column::finish).collect()
+        };
+        assert_eq!(
+            finish(&mut fast_columns),
+            finish(&mut full_columns),
+            "fast and full parsers differ on {text:?}"
+        );
+    }
+    (accepted, full.is_ok())
+}
+
+fn differential_fields() -> Vec<spec::FieldSpec> {
+    let mut config = orders_config();
+    config["fields"].as_array_mut().unwrap().extend([
+        json!({"name": "millis", "type": "timestamp", "format": "epoch_millis"}),
+        json!({"name": "big", "type": "long"}),
+        json!({"name": "flags", "type": "array", "items": {"type": "boolean", "required": true}}),
+    ]);
+    let config: Config = serde_json::from_value(config).unwrap();
+    spec::validate_fields(&config.fields, "fields").unwrap()
+}
+
+#[test]
+fn the_fast_path_agrees_with_the_full_parser_on_tricky_rows() {
+    let fields = differential_fields();
+    let numbers = [
+        "0",
+        "-0",
+        "7",
+        "-12",
+        "0.1",
+        "-0.0",
+        "9.5",
+        "1e2",
+        "1E-2",
+        "-1.5e+3",
+        "2.50",
+        "1e22",
+        "1e23",
+        "1e-22",
+        "123456789012345",
+        "1234567890123456",
+        "12345678901234567890",
+        "0.30000000000000004",
+        "1.7976931348623157e308",
+        "5e-324",
+        "1e400",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "1e",
+        "1e+",
+        "--1",
+        "2147483648",
+        "-2147483649",
+        "1.0",
+    ];
+    let mut rows = Vec::new();
+    for n in numbers {
+        for field in ["qty", "amount", "big", "millis", "event_id"] {
+            rows.push(format!(r#"{{"event_id":"e","{field}":{n}}}"#));
+        }
+    }
+    rows.extend(
+        [
+            r#"{"event_id":"e"}"#,
+            r#"  { "event_id" : "e" , "qty" : 1 }  "#,
+            "{\"event_id\":\"e\",\n\t\"qty\":\r1}",
+            r#"{"event_id":"e\"q"}"#,
+            r#"{"event_id":"e\u00e9"}"#,
+            r#"{"event_id":"é ü 日本"}"#,
+            "{\"event_id\":\"tab\there\"}",
+            r#"{"event_id":"a-long-identifier-of-many-bytes-0123456789"}"#,
+            r#"{"event_id":"e","event_id":"f"}"#,
+            r#"{"event_id":null}"#,
+            r#"{"qty":1}"#,
+            r#"{}"#,
+            r#"[]"#,
+            r#""e""#,
+            r#"{"event_id":"e",}"#,
+            r#"{"event_id":"e"} x"#,
+            r#"{"event_id":"e"}{"#,
+            r#"{"event_id":"e","paid":true,"tags":["a",null,"b"],"flags":[true,false]}"#,
+            r#"{"event_id":"e","flags":[true,null]}"#,
+            r#"{"event_id":"e","tags":[]}"#,
+            r#"{"event_id":"e","tags":null,"customer":null}"#,
+            r#"{"event_id":"e","customer":{"id":7,"name":"Ann","extra":[1,{"x":[]}]}}"#,
+            r#"{"event_id":"e","customer":{"name":"Ann"}}"#,
+            r#"{"event_id":"e","customer":{"id":7,"id":8}}"#,
+            r#"{"event_id":"e","ts":"2024-03-01T10:00:00Z","day":"2024-03-01"}"#,
+            r#"{"event_id":"e","ts":"2024-03-01T10:00:00.123456+02:00"}"#,
+            r#"{"event_id":"e","ts":"yesterday"}"#,
+            r#"{"event_id":"e","ts":17}"#,
+            r#"{"event_id":"e","paid":"yes"}"#,
+            r#"{"event_id":"e","unknown":{"deep":[[[[1,2,{"a":"b"}]]]]},"qty":3}"#,
+            r#"{"event_id":"e","unknown":tru}"#,
+            r#"{"event_id":"e","unknown":"\n"}"#,
+            r#"{"event_id":"e" "qty":1}"#,
+            r#"{"event_id":"e","qty":1"#,
+        ]
+        .map(String::from),
+    );
+    for row in &rows {
+        for strict in [false, true] {
+            fast_agrees(&fields, row, strict);
+        }
+    }
+    // And it must actually take the common rows.
+    for common in [
+        r#"{"event_id":"e","qty":-12,"amount":2.50,"big":123456789012345,"millis":17}"#,
+        r#"  { "event_id" : "é ü 日本" , "qty" : 1 }  "#,
+        r#"{"event_id":"a-long-identifier-of-many-bytes-0123456789","paid":false}"#,
+        r#"{"event_id":"e","tags":["a",null,"b"],"flags":[true,false],"customer":null}"#,
+        r#"{"event_id":"e","customer":{"id":7,"name":"Ann"},"ts":"2024-03-01T10:00:00Z"}"#,
+    ] {
+        assert_eq!(
+            fast_agrees(&fields, common, false),
+            (true, true),
+            "{common}"
+        );
+    }
+}
+
+#[test]
+fn the_fast_path_agrees_with_the_full_parser_on_damaged_golden_rows() {
+    let config: Config = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/golden/parse-json/orders/config.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let fields = spec::validate_fields(&config.fields, "fields").unwrap();
+    let input = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/golden/parse-json/orders/input/in.jsonl"
+    ))
+    .unwrap();
+    for line in input.lines() {
+        // Every row the full parser accepts is a common one: the fast path
+        // must take it.
+        let (fast, full) = fast_agrees(&fields, line, false);
+        assert_eq!(fast, full, "{line}");
+        // Every prefix and every single-character deletion of the line.
+        let cuts: Vec<usize> = line.char_indices().map(|(i, _)| i).collect();
+        for &cut in &cuts {
+            fast_agrees(&fields, &line[..cut], false);
+            let next = line[cut..].chars().next().map_or(0, char::len_utf8);
+            fast_agrees(
+                &fields,
+                &format!("{}{}", &line[..cut], &line[cut + next..]),
+                false,
+            );
+        }
+    }
+}
+
+#[test]
+fn key_words_are_the_first_eight_bytes_zero_padded() {
+    let key = b"abcdefghijk";
+    for len in 0..=key.len() {
+        let expected = key[..len.min(8)]
+            .iter()
+            .enumerate()
+            .fold(0u64, |word, (i, &b)| word | (u64::from(b) << (8 * i)));
+        assert_eq!(spec::key_word(&key[..len]), expected, "length {len}");
+    }
+}
