@@ -43,13 +43,16 @@ pub fn filter_record_batch(
         _ => prep_null_mask_filter(predicate),
     };
     let kept: Vec<usize> = predicate.values().set_indices().collect();
-    let others = FilterBuilder::new(&predicate).optimize().build();
+    // Arrow's predicate for the other column types, built only if one is there.
+    let mut others = None;
     let columns = batch
         .columns()
         .iter()
         .map(|column| match take_tuned(column, &kept) {
             Some(taken) => taken,
-            None => others.filter(column),
+            None => others
+                .get_or_insert_with(|| FilterBuilder::new(&predicate).optimize().build())
+                .filter(column),
         })
         .collect::<Result<Vec<_>, _>>()?;
     let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(kept.len()));

@@ -6,7 +6,7 @@ use arrow_buffer::Buffer;
 use arrow_ipc::convert::fb_to_schema;
 use arrow_ipc::reader::{FileDecoder, StreamDecoder};
 use arrow_ipc::writer::StreamWriter;
-use arrow_ipc::{Block, MessageHeader};
+use arrow_ipc::{Block, Message, MessageHeader};
 use arrow_schema::{ArrowError, Schema, SchemaRef};
 use std::sync::Arc;
 
@@ -88,8 +88,7 @@ pub unsafe fn decode_trusted_batch(bytes: Vec<u8>) -> Result<RecordBatch, ArrowE
     let mut batches = Vec::new();
     let mut at = 0;
     while let Some(frame) = next_frame(&buffer, at)? {
-        let message = arrow_ipc::root_as_message(&buffer[at + frame.prefix..at + frame.meta])
-            .map_err(|e| ArrowError::IpcError(format!("unreadable message at byte {at}: {e}")))?;
+        let message = frame.message;
         let block = Block::new(at as i64, frame.meta as i32, frame.body as i64);
         let whole = buffer.slice_with_length(at, frame.meta + frame.body);
         match (message.header_type(), &mut decoder) {
@@ -124,17 +123,17 @@ pub unsafe fn decode_trusted_batch(bytes: Vec<u8>) -> Result<RecordBatch, ArrowE
     one_batch((schema, batches))
 }
 
-/// Sizes of one encapsulated IPC message: its length prefix, its prefix plus
-/// (padded) metadata, and its body.
-struct Frame {
-    prefix: usize,
+/// One encapsulated IPC message: its header, the size of its length prefix
+/// plus (padded) header, and the size of its body.
+struct Frame<'a> {
+    message: Message<'a>,
     meta: usize,
     body: usize,
 }
 
 /// The message starting at byte `at`, or `None` at the end-of-stream marker or
 /// the end of the bytes.
-fn next_frame(buffer: &[u8], at: usize) -> Result<Option<Frame>, ArrowError> {
+fn next_frame(buffer: &[u8], at: usize) -> Result<Option<Frame<'_>>, ArrowError> {
     let truncated = || ArrowError::IpcError(format!("the stream is cut off at byte {at}"));
     let word = |from: usize| -> Result<u32, ArrowError> {
         let bytes = buffer.get(from..from + 4).ok_or_else(truncated)?;
@@ -159,7 +158,11 @@ fn next_frame(buffer: &[u8], at: usize) -> Result<Option<Frame>, ArrowError> {
     if buffer.len() < at + meta + body {
         return Err(truncated());
     }
-    Ok(Some(Frame { prefix, meta, body }))
+    Ok(Some(Frame {
+        message,
+        meta,
+        body,
+    }))
 }
 
 /// Encodes a schema alone (an IPC stream with no batches), as ports declare it.
