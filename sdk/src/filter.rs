@@ -113,20 +113,23 @@ fn take_bytes<T: ByteArrayType>(array: &GenericByteArray<T>, rows: &[usize]) -> 
     let offsets = array.value_offsets();
     let source = array.value_data();
     assert!(rows.last().is_none_or(|&last| last < array.len()));
-    // First pass: the new offsets, which also size the value buffer.
-    let mut new_offsets: Vec<T::Offset> = Vec::with_capacity(rows.len() + 1);
-    new_offsets.push(T::Offset::usize_as(0));
+    // First pass: the new offsets, which also size the value buffer. Collected
+    // from an iterator of known length, so no turn checks the capacity.
     let mut total = 0;
-    for &row in rows {
-        // SAFETY: `row < array.len()` (asserted above for the largest row), and
-        // a valid array has `len + 1` offsets.
-        let (start, end) = unsafe { (offsets.get_unchecked(row), offsets.get_unchecked(row + 1)) };
-        total += end.as_usize() - start.as_usize();
-        new_offsets.push(T::Offset::usize_as(total));
-    }
+    let new_offsets: Vec<T::Offset> = std::iter::once(T::Offset::usize_as(0))
+        .chain(rows.iter().map(|&row| {
+            // SAFETY: `row < array.len()` (asserted above for the largest
+            // row), and a valid array has `len + 1` offsets.
+            let (start, end) =
+                unsafe { (offsets.get_unchecked(row), offsets.get_unchecked(row + 1)) };
+            total += end.as_usize() - start.as_usize();
+            T::Offset::usize_as(total)
+        }))
+        .collect();
     // Second pass: the values.
     let mut values: Vec<u8> = Vec::with_capacity(total + SHORT);
     let target = values.as_mut_ptr();
+    let new_offsets_view: &[T::Offset] = &new_offsets;
     for (k, &row) in rows.iter().enumerate() {
         // SAFETY: as above for `offsets`; `new_offsets` has `rows.len() + 1`
         // entries. `start..start + len` lies in `source` (the array is valid),
@@ -134,8 +137,8 @@ fn take_bytes<T: ByteArrayType>(array: &GenericByteArray<T>, rows: &[usize]) -> 
         // `total`, so the fixed-size writes stay inside the allocation.
         unsafe {
             let start = offsets.get_unchecked(row).as_usize();
-            let at = new_offsets.get_unchecked(k).as_usize();
-            let len = new_offsets.get_unchecked(k + 1).as_usize() - at;
+            let at = new_offsets_view.get_unchecked(k).as_usize();
+            let len = new_offsets_view.get_unchecked(k + 1).as_usize() - at;
             copy_value(source, start, len, target.add(at));
         }
     }

@@ -77,6 +77,7 @@ pub mod filter;
 mod guest;
 mod io;
 pub mod ipc;
+pub mod key;
 pub mod log;
 mod manifest;
 mod rejected;

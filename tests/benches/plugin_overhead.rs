@@ -6,7 +6,8 @@
 //!
 //! `cargo bench -p weir-tests --bench plugin_overhead`
 //! (`WEIR_BENCH_ROWS`, default 1000000; `WEIR_BENCH_BATCH`, default 16384 rows, the pipelines' default batch;
-//! `WEIR_BENCH_RUNS`, default 3 — the best run counts.)
+//! `WEIR_BENCH_RUNS`, default 3 — the best run counts; `WEIR_BENCH_ONLY=NAME`
+//! measures that plugin alone, for profiling.)
 
 use arrow::array::{BinaryArray, RecordBatch};
 use std::sync::Arc;
@@ -165,26 +166,21 @@ fn main() {
         "{:<12} {:>14} {:>14} {:>8} {:>8}",
         "plugin", "native rows/s", "wasm rows/s", "ratio", "target"
     );
-    let results = [
-        (
-            measure::<parse_json::ParseJson>(
-                "parse-json",
-                &parse_config,
-                &chunks(&raw, batch_rows),
-                runs,
-            ),
-            1.2,
-        ),
-        (
-            measure::<filter_paid::FilterPaid>(
-                "filter-paid",
-                &filter_config,
-                &chunks(&bronze, batch_rows),
-                runs,
-            ),
-            1.5,
-        ),
-    ];
+    let only = std::env::var("WEIR_BENCH_ONLY").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|only| only == name);
+    let mut results = Vec::new();
+    if wanted("parse-json") {
+        let batches = chunks(&raw, batch_rows);
+        let measured =
+            measure::<parse_json::ParseJson>("parse-json", &parse_config, &batches, runs);
+        results.push((measured, 1.2));
+    }
+    if wanted("filter-paid") {
+        let batches = chunks(&bronze, batch_rows);
+        let measured =
+            measure::<filter_paid::FilterPaid>("filter-paid", &filter_config, &batches, runs);
+        results.push((measured, 1.5));
+    }
     for (m, target) in &results {
         let rate = |d: &Duration| m.rows as f64 / d.as_secs_f64();
         let ratio = m.wasm.as_secs_f64() / m.native.as_secs_f64();
@@ -196,6 +192,10 @@ fn main() {
             ratio,
             format!("<= {target}")
         );
+    }
+
+    if only.is_some() {
+        return;
     }
 
     // The fixed cost of a call: one-row batches.

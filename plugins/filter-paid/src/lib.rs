@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use weir_sdk::arrow_array::cast::AsArray;
 use weir_sdk::arrow_buffer::BooleanBuffer;
+use weir_sdk::key::{ByteKey, same_bytes};
 use weir_sdk::prelude::*;
 
 /// The plugin's config.
@@ -108,7 +109,13 @@ impl Plugin for FilterPaid {
         let orders = inputs.get("in")?;
         let status = orders.column::<StringArray>(&self.config.status_column)?;
         let wanted = |row: usize| {
-            status.is_valid(row) && self.config.keep.iter().any(|k| k == status.value(row))
+            let value = status.value(row).as_bytes();
+            status.is_valid(row)
+                && self
+                    .config
+                    .keep
+                    .iter()
+                    .any(|k| same_bytes(k.as_bytes(), value))
         };
         let keep = match &self.config.dedupe_on {
             None => BooleanBuffer::collect_bool(status.len(), wanted),
@@ -177,23 +184,24 @@ fn first_of_each_key(
         BooleanBuffer::collect_bool(len, |row| wanted(row) && seen.insert(key(row)))
     }
     let len = keys.len();
-    // The key of each row, read through the array's own type.
+    // The key of each row, read through the array's own type (text and bytes
+    // as `ByteKey`s, which compare without `memcmp`).
     macro_rules! by {
-        ($typed:expr) => {{
+        ($typed:expr, $key:expr) => {{
             let keys = $typed;
             first(
                 len,
-                |row| keys.is_valid(row).then(|| keys.value(row)),
+                |row| keys.is_valid(row).then(|| $key(keys.value(row))),
                 wanted,
             )
         }};
     }
     Ok(match keys.data_type() {
-        DataType::Utf8 => by!(keys.as_string::<i32>()),
-        DataType::LargeUtf8 => by!(keys.as_string::<i64>()),
-        DataType::Int64 => by!(keys.as_primitive::<Int64Type>()),
-        DataType::Int32 => by!(keys.as_primitive::<Int32Type>()),
-        DataType::Binary => by!(keys.as_binary::<i32>()),
+        DataType::Utf8 => by!(keys.as_string::<i32>(), ByteKey::from),
+        DataType::LargeUtf8 => by!(keys.as_string::<i64>(), ByteKey::from),
+        DataType::Int64 => by!(keys.as_primitive::<Int64Type>(), std::convert::identity),
+        DataType::Int32 => by!(keys.as_primitive::<Int32Type>(), std::convert::identity),
+        DataType::Binary => by!(keys.as_binary::<i32>(), ByteKey::from),
         other => return Err(format!("cannot deduplicate on a column of type {other}")),
     })
 }

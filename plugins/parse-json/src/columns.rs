@@ -29,6 +29,7 @@ impl<T: ArrowPrimitiveType> Primitive<T> {
         }
     }
 
+    #[inline(always)]
     fn push(&mut self, value: T::Native) {
         self.values.push(value);
         self.nulls.append_non_null();
@@ -57,6 +58,7 @@ macro_rules! push_primitive {
     ($($method:ident($variant:ident, $native:ty, $what:literal)),* $(,)?) => {
         $(
             #[doc = concat!("Appends to a ", $what, " column.")]
+            #[inline(always)]
             pub fn $method(&mut self, value: $native) {
                 let Column::$variant(p) = self else {
                     unreachable!(concat!("the parser sends only ", $what, " values here"))
@@ -186,6 +188,7 @@ impl Column {
     }
 
     /// Appends text to a string column.
+    #[inline(always)]
     pub fn push_str(&mut self, text: &str) -> Result<(), ColumnFull> {
         let Column::Str {
             offsets,
@@ -211,6 +214,7 @@ impl Column {
     }
 
     /// Appends a boolean to a boolean column.
+    #[inline(always)]
     pub fn push_bool(&mut self, value: bool) {
         let Column::Bool { values, nulls } = self else {
             unreachable!("the parser only sends booleans to boolean columns")

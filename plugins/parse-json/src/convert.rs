@@ -521,12 +521,22 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
 
 /// Microseconds since the epoch; `Err(None)` when a string is the wrong kind of
 /// value for `format`, `Err(Some(reason))` when the text does not parse.
+/// The common ISO 8601 shape is read inline; the rest goes to chrono.
+#[inline]
 pub fn timestamp(text: &str, format: &TimestampFormat) -> Result<i64, Option<String>> {
+    if let TimestampFormat::Iso8601 = format
+        && let Some(micros) = crate::rfc3339::parse_micros(text)
+    {
+        return Ok(micros);
+    }
+    timestamp_by_chrono(text, format)
+}
+
+/// [`timestamp`] for the shapes its inline reader leaves to chrono.
+#[inline(never)]
+fn timestamp_by_chrono(text: &str, format: &TimestampFormat) -> Result<i64, Option<String>> {
     match format {
         TimestampFormat::Iso8601 => {
-            if let Some(micros) = crate::rfc3339::parse_micros(text) {
-                return Ok(micros);
-            }
             if let Ok(zoned) = DateTime::parse_from_rfc3339(text) {
                 return Ok(zoned.timestamp_micros());
             }

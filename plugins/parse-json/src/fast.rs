@@ -64,58 +64,44 @@ impl<'a> Scan<'a> {
         self.text.as_bytes()
     }
 
-    #[inline]
+    /// Usually there is no space between tokens: one byte is tested, and the
+    /// loop is entered only when there is some.
+    #[inline(always)]
     fn skip_space(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes().get(self.at) {
-            self.at += 1;
+        if let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes().get(self.at) {
+            self.at = after_space(self.bytes(), self.at);
         }
     }
 
     /// The next byte that is not whitespace, not consumed.
-    #[inline]
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
         self.skip_space();
         self.bytes().get(self.at).copied()
     }
 
-    #[inline]
+    #[inline(always)]
     fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.at += 1)
     }
 
     /// The exact text `word` (a literal such as `true`).
-    #[inline]
+    #[inline(always)]
     fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.at + word.len();
         (self.bytes().get(self.at..end)? == word).then(|| self.at = end)
     }
 
     /// A string without escapes or control characters, without its quotes.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
-        let bytes = self.bytes();
-        let mut end = start;
-        // Eight bytes at a time while they last, then byte by byte.
-        while let Some(chunk) = bytes.get(end..end + 8) {
-            let special = special_bytes(u64::from_le_bytes(chunk.try_into().expect("8")));
-            if special != 0 {
-                end += (special.trailing_zeros() / 8) as usize;
-                break;
-            }
-            end += 8;
-        }
-        loop {
-            match *bytes.get(end)? {
-                b'"' => break,
-                b'\\' | 0..0x20 => return None,
-                _ => end += 1,
-            }
-        }
+        let end = closing_quote(self.bytes(), start)?;
         self.at = end + 1;
-        // The quotes are ASCII, so both ends are character boundaries.
-        self.text.get(start..end)
+        // SAFETY: `start` follows a quote and `end` is at one; quotes are
+        // ASCII, so both are character boundaries of the `str`.
+        Some(unsafe { self.text.get_unchecked(start..end) })
     }
 
     /// A number, when it has at most 15 significant digits and a decimal
@@ -233,7 +219,7 @@ impl<'a> Scan<'a> {
     }
 
     /// After an item: `,` (more follow, `false`) or `close` (done, `true`).
-    #[inline]
+    #[inline(always)]
     fn after_item(&mut self, close: u8) -> Option<bool> {
         let next = self.peek()?;
         self.at += 1;
@@ -257,6 +243,7 @@ impl<'a> Scan<'a> {
         }
         self.eat(b'{')?;
         let mut next = 0;
+        let mut seen = SeenFields::default();
         if self.peek()? == b'}' {
             self.at += 1;
         } else {
@@ -265,11 +252,10 @@ impl<'a> Scan<'a> {
                 self.eat(b':')?;
                 match find(fields, key, next) {
                     Some(i) => {
-                        let column = &mut columns[i];
-                        if column.len() > base {
+                        if !seen.insert(i, columns, base) {
                             return None; // a repeated key
                         }
-                        let present = self.value(&fields[i].ty, column, depth)?;
+                        let present = self.value(&fields[i].ty, &mut columns[i], depth)?;
                         if !present && fields[i].required {
                             return None;
                         }
@@ -283,18 +269,16 @@ impl<'a> Scan<'a> {
                 }
             }
         }
-        for (field, column) in fields.iter().zip(columns.iter_mut()) {
-            if column.len() == base {
-                if field.required {
-                    return None;
-                }
-                column.push_null();
-            }
+        if seen.count < fields.len() {
+            absent_fields_to_null(fields, columns, base, seen.bits)?;
         }
         Some(())
     }
 
     /// One value of type `ty`, appended to `column`; `false` for null.
+    /// Inlined, since most values are scalars and a call costs more in the
+    /// sandbox than a scalar does; objects and arrays go to [`Scan::nested`].
+    #[inline(always)]
     fn value(&mut self, ty: &ValueType, column: &mut Column, depth: usize) -> Option<bool> {
         match (self.peek()?, ty) {
             (b'n', _) => {
@@ -315,6 +299,18 @@ impl<'a> Scan<'a> {
                 column.push_bool(false);
             }
             (b'-' | b'0'..=b'9', _) => self.number_into(ty, column)?,
+            (b'{' | b'[', ValueType::Struct(_) | ValueType::List(..)) => {
+                self.nested(ty, column, depth)?
+            }
+            _ => return None,
+        }
+        Some(true)
+    }
+
+    /// An object or an array of type `ty`, appended to `column`.
+    #[inline(never)]
+    fn nested(&mut self, ty: &ValueType, column: &mut Column, depth: usize) -> Option<()> {
+        match (self.peek()?, ty) {
             (b'{', ValueType::Struct(fields)) => {
                 let base = column.len();
                 let Column::Struct { children, .. } = &mut *column else {
@@ -345,11 +341,11 @@ impl<'a> Scan<'a> {
             }
             _ => return None,
         }
-        Some(true)
+        Some(())
     }
 
     /// A number into a numeric or epoch-timestamp column, when it fits exactly.
-    #[inline]
+    #[inline(always)]
     fn number_into(&mut self, ty: &ValueType, column: &mut Column) -> Option<()> {
         match (self.number()?, ty) {
             (Number::Integer(n), ValueType::Int64) => column.push_i64(n),
@@ -373,7 +369,8 @@ impl<'a> Scan<'a> {
 
 /// A word with the high bit set in (at least) the lowest byte of `word` that
 /// is a quote, a backslash or a control character, and zero if none is. Bytes
-/// above the lowest such byte may be flagged falsely (borrows), never below.
+/// above the lowest such byte may be flagged falsely (borrows), never below,
+/// so the lowest flagged byte is exactly the first special one.
 #[inline]
 fn special_bytes(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -385,21 +382,158 @@ fn special_bytes(word: u64) -> u64 {
     quote | backslash | control
 }
 
+/// The declared fields an object has given so far: a bit each for the first
+/// 64, and beyond those the column lengths (a column grows when its field is
+/// given), so no column is asked its length in the common case.
+#[derive(Default)]
+struct SeenFields {
+    bits: u64,
+    count: usize,
+}
+
+impl SeenFields {
+    /// Records that the object gives field `i`; `false` if it already did.
+    /// `columns` held `base` values before the object.
+    #[inline(always)]
+    fn insert(&mut self, i: usize, columns: &[Column], base: usize) -> bool {
+        if i < 64 {
+            let bit = 1 << i;
+            if self.bits & bit != 0 {
+                return false;
+            }
+            self.bits |= bit;
+        } else if columns[i].len() > base {
+            return false;
+        }
+        self.count += 1;
+        true
+    }
+}
+
+/// Appends a null to each column of `fields` the object did not give (the
+/// first 64 by the `seen` bits, the rest by their column still holding `base`
+/// values); `None` when one of them is required.
+#[inline(never)]
+fn absent_fields_to_null(
+    fields: &[FieldSpec],
+    columns: &mut [Column],
+    base: usize,
+    seen: u64,
+) -> Option<()> {
+    let declared = match fields.len() {
+        n @ ..64 => (1u64 << n) - 1,
+        _ => u64::MAX,
+    };
+    let mut absent = declared & !seen;
+    while absent != 0 {
+        null_for_absent(fields, columns, absent.trailing_zeros() as usize)?;
+        absent &= absent - 1;
+    }
+    for i in 64..fields.len() {
+        if columns[i].len() == base {
+            null_for_absent(fields, columns, i)?;
+        }
+    }
+    Some(())
+}
+
+/// A null for absent field `i`; `None` when it is required.
+#[inline(always)]
+fn null_for_absent(fields: &[FieldSpec], columns: &mut [Column], i: usize) -> Option<()> {
+    (!fields[i].required).then(|| columns[i].push_null())
+}
+
 /// The declared field called `key`, trying `next` (the field after the
 /// previous key) first, since keys usually come in declaration order.
 #[inline]
 fn find(fields: &[FieldSpec], key: &str, next: usize) -> Option<usize> {
-    // A plain loop: the iterator version is not inlined for wasm.
     let word = key_word(key.as_bytes());
-    let mut i = next;
-    for _ in 0..fields.len() {
-        if i >= fields.len() {
-            i = 0;
-        }
-        if fields[i].is_named(key, word) {
-            return Some(i);
-        }
-        i += 1;
+    match fields.get(next) {
+        Some(field) if field.is_named(key, word) => Some(next),
+        _ => find_anywhere(fields, key, word),
     }
-    None
+}
+
+/// The declared field called `key` (whose [`key_word`] is `word`); names
+/// are unique, so the first match is the only one.
+#[inline(never)]
+fn find_anywhere(fields: &[FieldSpec], key: &str, word: u64) -> Option<usize> {
+    fields.iter().position(|field| field.is_named(key, word))
+}
+
+/// How many bytes the unrolled part of [`closing_quote`] tests before it
+/// loops: enough for most keys, identifiers and timestamps.
+const UNROLLED_WORDS: usize = 3;
+
+/// The index of the quote closing the string that starts at `start`, or
+/// `None` when the string has an escape or a control character or is not
+/// closed. Tests eight bytes at a time; the first [`UNROLLED_WORDS`] words
+/// without a loop, since in the sandbox every turn of a loop also pays an
+/// interruption check.
+#[inline(always)]
+fn closing_quote(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut at = start;
+    for _ in 0..UNROLLED_WORDS {
+        match word_step(bytes, at) {
+            WordStep::Special(index) => return (bytes[index] == b'"').then_some(index),
+            WordStep::Plain => at += 8,
+            WordStep::Short => return closing_quote_bytewise(bytes, at),
+        }
+    }
+    closing_quote_long(bytes, at)
+}
+
+/// What the eight bytes at `at` hold.
+enum WordStep {
+    /// The first quote, backslash or control character is at this index.
+    Special(usize),
+    /// None of those.
+    Plain,
+    /// Fewer than eight bytes are left.
+    Short,
+}
+
+#[inline(always)]
+fn word_step(bytes: &[u8], at: usize) -> WordStep {
+    match bytes.get(at..at + 8) {
+        None => WordStep::Short,
+        Some(word) => match special_bytes(u64::from_le_bytes(word.try_into().expect("8"))) {
+            0 => WordStep::Plain,
+            special => WordStep::Special(at + (special.trailing_zeros() / 8) as usize),
+        },
+    }
+}
+
+/// [`closing_quote`] past its unrolled words.
+#[inline(never)]
+fn closing_quote_long(bytes: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        match word_step(bytes, at) {
+            WordStep::Special(index) => return (bytes[index] == b'"').then_some(index),
+            WordStep::Plain => at += 8,
+            WordStep::Short => return closing_quote_bytewise(bytes, at),
+        }
+    }
+}
+
+/// [`closing_quote`] over the last (fewer than eight) bytes.
+#[inline(never)]
+fn closing_quote_bytewise(bytes: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        match *bytes.get(at)? {
+            b'"' => return Some(at),
+            b'\\' | 0..0x20 => return None,
+            _ => at += 1,
+        }
+    }
+}
+
+/// The index of the first byte from `at` on that is not JSON whitespace.
+#[cold]
+#[inline(never)]
+fn after_space(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
+        at += 1;
+    }
+    at
 }

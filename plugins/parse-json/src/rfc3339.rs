@@ -5,6 +5,7 @@
 
 /// Microseconds since the Unix epoch, UTC, or `None` when `text` is not in the
 /// fast-path shape (or names an impossible date or time).
+#[inline]
 pub fn parse_micros(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     if b.len() < 20
@@ -81,6 +82,7 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+#[inline]
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);

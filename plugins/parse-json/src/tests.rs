@@ -527,3 +527,65 @@ fn key_words_are_the_first_eight_bytes_zero_padded() {
         assert_eq!(spec::key_word(&key[..len]), expected, "length {len}");
     }
 }
+
+#[test]
+fn keys_match_a_field_name_only_when_every_byte_is_equal() {
+    let name = "abcdefghijklmnopqrstuvwx";
+    for len in 1..=name.len() {
+        let field = spec::FieldSpec::new(name[..len].to_string(), spec::ValueType::String, false);
+        let key = &name[..len];
+        assert!(
+            field.is_named(key, spec::key_word(key.as_bytes())),
+            "length {len}"
+        );
+        for changed in 0..len {
+            let mut other = key.as_bytes().to_vec();
+            other[changed] = b'_';
+            let other = std::str::from_utf8(&other).unwrap();
+            let word = spec::key_word(other.as_bytes());
+            assert!(!field.is_named(other, word), "length {len}, byte {changed}");
+        }
+        for other in [&name[..len - 1], &name[1..len]] {
+            let word = spec::key_word(other.as_bytes());
+            assert!(!field.is_named(other, word), "length {len}, `{other}`");
+        }
+    }
+}
+
+#[test]
+fn the_fast_path_agrees_with_the_full_parser_on_objects_wider_than_64_fields() {
+    // Fields 0..70; every fifth one is required. The fast path tracks the
+    // first 64 by bits and the rest by column length: cover both sides.
+    let fields: Vec<spec::FieldSpec> = (0..70)
+        .map(|i| spec::FieldSpec::new(format!("f{i}"), spec::ValueType::Int64, i % 5 == 0))
+        .collect();
+    let object = |keys: &[usize]| {
+        let body: Vec<String> = keys.iter().map(|k| format!("\"f{k}\":{k}")).collect();
+        format!("{{{}}}", body.join(","))
+    };
+    let all: Vec<usize> = (0..70).collect();
+    let required: Vec<usize> = (0..70).step_by(5).collect();
+    let reversed: Vec<usize> = (0..70).rev().collect();
+    let without = |gone: usize| {
+        all.iter()
+            .copied()
+            .filter(|&k| k != gone)
+            .collect::<Vec<_>>()
+    };
+    let with_repeat = |again: usize| all.iter().copied().chain([again]).collect::<Vec<_>>();
+    let cases = [
+        (object(&all), true),
+        (object(&reversed), true),
+        (object(&required), true),
+        (object(&without(63)), true),
+        (object(&without(66)), true),
+        (object(&without(65)), false), // required, past the bits
+        (object(&without(60)), false), // required, within the bits
+        (object(&with_repeat(3)), false),
+        (object(&with_repeat(67)), false),
+    ];
+    for (text, fast_should_accept) in cases {
+        let (fast, _) = fast_agrees(&fields, &text, true);
+        assert_eq!(fast, fast_should_accept, "{text}");
+    }
+}
