@@ -54,7 +54,7 @@ impl Hash for ByteKey<'_> {
 
 /// Whether `a` and `b` hold the same bytes: words compared, never bytes, and
 /// for the last (partial) word overlapping loads instead of a byte loop.
-#[inline]
+#[inline(always)]
 pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let len = a.len();
     if len != b.len() {

@@ -15,6 +15,7 @@
 use crate::columns::Column;
 use crate::convert::timestamp;
 use crate::spec::{FieldSpec, TimestampFormat, ValueType, key_word};
+use std::ops::ControlFlow;
 
 /// Deepest nesting the fast path follows; deeper rows take the full parser.
 const MAX_DEPTH: usize = 64;
@@ -277,7 +278,8 @@ impl<'a> Scan<'a> {
 
     /// One value of type `ty`, appended to `column`; `false` for null.
     /// Inlined, since most values are scalars and a call costs more in the
-    /// sandbox than a scalar does; objects and arrays go to [`Scan::nested`].
+    /// sandbox than a scalar does; objects and arrays go to [`Scan::struct_value`] and
+    /// [`Scan::list_value`].
     #[inline(always)]
     fn value(&mut self, ty: &ValueType, column: &mut Column, depth: usize) -> Option<bool> {
         match (self.peek()?, ty) {
@@ -299,48 +301,61 @@ impl<'a> Scan<'a> {
                 column.push_bool(false);
             }
             (b'-' | b'0'..=b'9', _) => self.number_into(ty, column)?,
-            (b'{' | b'[', ValueType::Struct(_) | ValueType::List(..)) => {
-                self.nested(ty, column, depth)?
+            (b'{', ValueType::Struct(fields)) => self.struct_value(fields, column, depth)?,
+            (b'[', ValueType::List(item, nullable)) => {
+                self.list_value(item, *nullable, column, depth)?
             }
             _ => return None,
         }
         Some(true)
     }
 
-    /// An object or an array of type `ty`, appended to `column`.
+    /// An object of `fields`, appended to struct `column` (out of line: the
+    /// parser recurses here).
     #[inline(never)]
-    fn nested(&mut self, ty: &ValueType, column: &mut Column, depth: usize) -> Option<()> {
-        match (self.peek()?, ty) {
-            (b'{', ValueType::Struct(fields)) => {
-                let base = column.len();
-                let Column::Struct { children, .. } = &mut *column else {
-                    unreachable!("a struct field has a struct column")
-                };
-                self.object(fields, children, base, depth + 1)?;
-                column.close_value();
-            }
-            (b'[', ValueType::List(item, nullable)) => {
-                self.at += 1;
-                let Column::List { child, .. } = &mut *column else {
-                    unreachable!("a list field has a list column")
-                };
-                if self.peek()? == b']' {
-                    self.at += 1;
-                } else {
-                    loop {
-                        let present = self.value(item, child, depth + 1)?;
-                        if !present && !nullable {
-                            return None;
-                        }
-                        if self.after_item(b']')? {
-                            break;
-                        }
-                    }
+    fn struct_value(
+        &mut self,
+        fields: &[FieldSpec],
+        column: &mut Column,
+        depth: usize,
+    ) -> Option<()> {
+        let base = column.len();
+        let Column::Struct { children, .. } = &mut *column else {
+            unreachable!("a struct field has a struct column")
+        };
+        self.object(fields, children, base, depth + 1)?;
+        column.close_value();
+        Some(())
+    }
+
+    /// An array of `item`s, appended to list `column` (out of line: the parser
+    /// recurses here).
+    #[inline(never)]
+    fn list_value(
+        &mut self,
+        item: &ValueType,
+        nullable: bool,
+        column: &mut Column,
+        depth: usize,
+    ) -> Option<()> {
+        self.at += 1;
+        let Column::List { child, .. } = &mut *column else {
+            unreachable!("a list field has a list column")
+        };
+        if self.peek()? == b']' {
+            self.at += 1;
+        } else {
+            loop {
+                let present = self.value(item, child, depth + 1)?;
+                if !present && !nullable {
+                    return None;
                 }
-                column.close_value();
+                if self.after_item(b']')? {
+                    break;
+                }
             }
-            _ => return None,
         }
+        column.close_value();
         Some(())
     }
 
@@ -474,33 +489,28 @@ const UNROLLED_WORDS: usize = 3;
 fn closing_quote(bytes: &[u8], start: usize) -> Option<usize> {
     let mut at = start;
     for _ in 0..UNROLLED_WORDS {
-        match word_step(bytes, at) {
-            WordStep::Special(index) => return (bytes[index] == b'"').then_some(index),
-            WordStep::Plain => at += 8,
-            WordStep::Short => return closing_quote_bytewise(bytes, at),
+        match quote_in_word(bytes, at) {
+            ControlFlow::Break(end) => return end,
+            ControlFlow::Continue(next) => at = next,
         }
     }
     closing_quote_long(bytes, at)
 }
 
-/// What the eight bytes at `at` hold.
-enum WordStep {
-    /// The first quote, backslash or control character is at this index.
-    Special(usize),
-    /// None of those.
-    Plain,
-    /// Fewer than eight bytes are left.
-    Short,
-}
-
+/// One step of [`closing_quote`] at `at`: `Break` with its answer when the
+/// eight bytes there (or the fewer than eight left) decide it, `Continue`
+/// with where to look next when they hold no special byte.
 #[inline(always)]
-fn word_step(bytes: &[u8], at: usize) -> WordStep {
-    match bytes.get(at..at + 8) {
-        None => WordStep::Short,
-        Some(word) => match special_bytes(u64::from_le_bytes(word.try_into().expect("8"))) {
-            0 => WordStep::Plain,
-            special => WordStep::Special(at + (special.trailing_zeros() / 8) as usize),
-        },
+fn quote_in_word(bytes: &[u8], at: usize) -> ControlFlow<Option<usize>, usize> {
+    let Some(word) = bytes.get(at..at + 8) else {
+        return ControlFlow::Break(closing_quote_bytewise(bytes, at));
+    };
+    match special_bytes(u64::from_le_bytes(word.try_into().expect("8"))) {
+        0 => ControlFlow::Continue(at + 8),
+        special => {
+            let index = at + (special.trailing_zeros() / 8) as usize;
+            ControlFlow::Break((bytes[index] == b'"').then_some(index))
+        }
     }
 }
 
@@ -508,10 +518,9 @@ fn word_step(bytes: &[u8], at: usize) -> WordStep {
 #[inline(never)]
 fn closing_quote_long(bytes: &[u8], mut at: usize) -> Option<usize> {
     loop {
-        match word_step(bytes, at) {
-            WordStep::Special(index) => return (bytes[index] == b'"').then_some(index),
-            WordStep::Plain => at += 8,
-            WordStep::Short => return closing_quote_bytewise(bytes, at),
+        match quote_in_word(bytes, at) {
+            ControlFlow::Break(end) => return end,
+            ControlFlow::Continue(next) => at = next,
         }
     }
 }

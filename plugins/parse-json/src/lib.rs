@@ -121,23 +121,13 @@ impl Plugin for ParseJson {
                 {
                     Ok(())
                 }
-                Some(text) => {
+                row_text => {
+                    // The fast path may have filled part of the row: undo it.
                     columns.iter_mut().for_each(|column| column.truncate(kept));
-                    convert::parse_row(
-                        convert::RowJson::Text(text),
-                        &self.fields,
-                        &mut columns,
-                        kept,
-                        self.strict,
-                    )
+                    let json =
+                        row_text.map_or(convert::RowJson::Bytes(raw), convert::RowJson::Text);
+                    convert::parse_row(json, &self.fields, &mut columns, kept, self.strict)
                 }
-                None => convert::parse_row(
-                    convert::RowJson::Bytes(raw),
-                    &self.fields,
-                    &mut columns,
-                    kept,
-                    self.strict,
-                ),
             };
             match parsed {
                 Ok(()) => kept += 1,

@@ -5,6 +5,7 @@ use chrono::format::{Item, StrftimeItems};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::sync::Arc;
+use weir_sdk::key::same_bytes;
 use weir_sdk::prelude::*;
 
 /// One entry of `fields` (or a list's `items`) as written in the config.
@@ -90,12 +91,9 @@ pub struct FieldSpec {
     pub name: String,
     pub ty: ValueType,
     pub required: bool,
-    /// The first 8 bytes of the name as a word, so a key is matched with one
-    /// comparison (and no `memcmp` at all for names of 8 bytes or fewer).
+    /// The first 8 bytes of the name as a word, so almost every other key is
+    /// told apart with one comparison.
     key_word: u64,
-    /// For names longer than 8 bytes, their last 8 bytes as a word, so names
-    /// of up to 16 bytes are matched without a `memcmp` either.
-    tail_word: u64,
 }
 
 impl FieldSpec {
@@ -103,7 +101,6 @@ impl FieldSpec {
     pub fn new(name: String, ty: ValueType, required: bool) -> Self {
         FieldSpec {
             key_word: key_word(name.as_bytes()),
-            tail_word: tail_word(name.as_bytes()),
             name,
             ty,
             required,
@@ -113,22 +110,9 @@ impl FieldSpec {
     /// Whether object key `key` names this field.
     #[inline]
     pub fn is_named(&self, key: &str, word: u64) -> bool {
-        let (key, len) = (key.as_bytes(), key.len());
-        self.key_word == word
-            && self.name.len() == len
-            && (len <= 8
-                || (self.tail_word == tail_word(key)
-                    && (len <= 16 || self.name.as_bytes()[8..len - 8] == key[8..len - 8])))
-    }
-}
-
-/// The last 8 bytes of `name` as a little-endian word, or 0 for names of 8
-/// bytes or fewer (which [`key_word`] covers whole).
-#[inline]
-fn tail_word(name: &[u8]) -> u64 {
-    match name.len() {
-        ..=8 => 0,
-        len => u64::from_le_bytes(name[len - 8..].try_into().expect("8")),
+        // The word rejects almost every other key at once; `same_bytes`
+        // compares words too, never calling `memcmp`.
+        self.key_word == word && same_bytes(self.name.as_bytes(), key.as_bytes())
     }
 }
 
