@@ -8,7 +8,13 @@ mod plugin_build;
 
 use std::path::{Path, PathBuf};
 
-const PLUGINS: [&str; 4] = ["parse-json", "filter-paid", "aggregate", "misbehave"];
+const PLUGINS: [&str; 5] = [
+    "parse-json",
+    "filter-paid",
+    "aggregate",
+    "misbehave",
+    "drift",
+];
 
 fn main() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))

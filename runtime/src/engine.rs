@@ -37,13 +37,15 @@ impl Default for EngineOptions {
     }
 }
 
-/// The engine, linker and cache shared by all plugins.
+/// The engine, linker and cache shared by all plugins. Cheap to clone: clones
+/// share the engine and its epoch ticker.
+#[derive(Clone)]
 pub struct PluginEngine {
     pub(crate) engine: Engine,
     pub(crate) linker: Arc<Linker<StoreData>>,
     cache_dir: Option<PathBuf>,
     /// Stops (and joins) the epoch thread when the engine is dropped.
-    _ticker: EpochTicker,
+    _ticker: Arc<EpochTicker>,
 }
 
 impl PluginEngine {
@@ -74,7 +76,7 @@ impl PluginEngine {
             engine,
             linker: Arc::new(linker),
             cache_dir: options.cache_dir,
-            _ticker: ticker,
+            _ticker: Arc::new(ticker),
         })
     }
 
@@ -118,7 +120,7 @@ impl PluginEngine {
             version: "?".into(),
             hash,
         };
-        let plugin = LoadedPlugin::new(self.engine.clone(), pre, provisional)?;
+        let plugin = LoadedPlugin::new(self.engine.clone(), pre, provisional, bytes.into())?;
         Ok((plugin, outcome))
     }
 

@@ -115,6 +115,21 @@ pub enum HostError {
         /// Why.
         reason: String,
     },
+    /// An output batch no longer matches the schema the port had when the
+    /// pipeline was validated at start (columns added, dropped, retyped or
+    /// reordered). Downstream stages and sink tables were checked against
+    /// that schema, so the batch is not passed on.
+    #[error(
+        "{plugin}: output port `{port}` no longer matches the schema validated at start: {reason}"
+    )]
+    SchemaChanged {
+        /// The plugin.
+        plugin: Arc<PluginIdentity>,
+        /// The output port.
+        port: String,
+        /// Every column at fault.
+        reason: String,
+    },
     /// The manifest the plugin describes itself with is malformed.
     #[error("{plugin}: invalid manifest: {reason}")]
     InvalidManifest {
@@ -145,6 +160,14 @@ pub enum HostError {
 }
 
 impl HostError {
+    /// Whether the failure is in the data rather than the plugin: only a
+    /// `bad-input` error the plugin returns. Everything else (traps, timeouts,
+    /// invalid or drifted output, `internal` and `bad-config` errors) is a
+    /// host error, which stops the pipeline after one retry.
+    pub fn is_data_error(&self) -> bool {
+        matches!(self, HostError::Plugin { error, .. } if error.kind == weir_sdk::ErrorKind::BadInput)
+    }
+
     /// True for failures after which the instance was discarded (traps and
     /// their kin), false for data errors and load-time failures.
     pub fn discarded_instance(&self) -> bool {

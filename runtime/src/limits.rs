@@ -147,7 +147,10 @@ mod tests {
         assert_eq!(defaults, PluginLimits::default());
         let err =
             serde_json::from_str::<PluginLimits>(r#"{"time_budget": "5 fortnights"}"#).unwrap_err();
-        assert!(err.to_string().contains("not a duration unit"), "{err}");
+        assert!(
+            err.to_string().contains("`5 fortnights` is not a duration"),
+            "{err}"
+        );
         let err = serde_json::from_str::<PluginLimits>(r#"{"memry": "1GiB"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `memry`"), "{err}");
     }

@@ -30,6 +30,9 @@ struct Shared {
     pre: bindings::PluginPre<StoreData>,
     identity: Arc<PluginIdentity>,
     manifest: Manifest,
+    /// The component as loaded (what its hash is of), kept so a pipeline can
+    /// store the exact version an epoch ran with.
+    bytes: Arc<[u8]>,
 }
 
 impl LoadedPlugin {
@@ -37,6 +40,7 @@ impl LoadedPlugin {
         engine: Engine,
         pre: bindings::PluginPre<StoreData>,
         provisional: PluginIdentity,
+        bytes: Arc<[u8]>,
     ) -> Result<Self, HostError> {
         let limits = PluginLimits::default();
         let provisional = Arc::new(provisional);
@@ -56,6 +60,7 @@ impl LoadedPlugin {
                 pre,
                 identity,
                 manifest,
+                bytes,
             }),
         })
     }
@@ -63,6 +68,11 @@ impl LoadedPlugin {
     /// Name, version and content hash.
     pub fn identity(&self) -> &Arc<PluginIdentity> {
         &self.inner.identity
+    }
+
+    /// The component's bytes (their SHA-256 is the identity's hash).
+    pub fn bytes(&self) -> &Arc<[u8]> {
+        &self.inner.bytes
     }
 
     /// The manifest the plugin declared.
@@ -117,6 +127,12 @@ impl PluginInstance {
     /// Name, version and content hash.
     pub fn identity(&self) -> &Arc<PluginIdentity> {
         self.plugin.identity()
+    }
+
+    /// Drops the running wasm instance so the next call starts a fresh one
+    /// (used to retry a call once after a host error).
+    pub fn restart(&mut self) {
+        self.live = None;
     }
 
     /// How many times a fresh wasm instance was started after a failure.

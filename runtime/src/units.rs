@@ -1,5 +1,6 @@
-//! Human-readable durations (`250ms`, `5s`, `2m`, `1h`) and byte sizes
-//! (`512KiB`, `256MiB`, `1GiB`, `100MB`, `4096`), for the CLI and config files.
+//! Human-readable durations (`250ms`, `5s`, `15m`, `7d`, read by `humantime`)
+//! and byte sizes (`512KiB`, `256MiB`, `1GiB`, `100MB`, `4096`), for the CLI
+//! and config files.
 
 use std::time::Duration;
 
@@ -12,24 +13,13 @@ fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     Some((number.parse().ok()?, unit.trim()))
 }
 
-/// Parses a duration such as `250ms`, `5s`, `1.5s`, `2m` or `1h`.
+/// Parses a duration the way `humantime` reads one: `250ms`, `5s`, `15m`,
+/// `1h`, `7d`, `2weeks`, `1h 30m` (units `ns`, `us`, `ms`, `s`/`sec`,
+/// `m`/`min`, `h`/`hr`, `d`/`days`, `w`/`weeks`, `M`/`months`, `y`/`years`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (value, unit) = number_and_unit(text)
-        .ok_or_else(|| format!("`{text}` is not a duration like 250ms, 5s or 2m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" | "sec" | "secs" => value,
-        "m" | "min" | "mins" => value * 60.0,
-        "h" => value * 3600.0,
-        "" => return Err(format!("`{text}` needs a unit: ms, s, m or h")),
-        other => {
-            return Err(format!(
-                "`{other}` in `{text}` is not a duration unit (ms, s, m, h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 500ms, 15m or 7d: {e}"))
 }
 
 /// Parses a byte size such as `256MiB`, `1GiB`, `100MB`, `64k` or a plain number of bytes.
@@ -94,15 +84,33 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("5").unwrap_err().contains("needs a unit"));
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert!(
+            parse_duration("5")
+                .unwrap_err()
+                .contains("`5` is not a duration")
+        );
         assert!(
             parse_duration("5 fortnights")
                 .unwrap_err()
-                .contains("not a duration unit")
+                .contains("fortnights")
         );
         assert!(parse_duration("soon").is_err());
+    }
+
+    /// Issue 10: `retention = "7d"` was refused; days and weeks are durations.
+    #[test]
+    fn regression_days_and_weeks_are_durations() {
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(
+            parse_duration("2weeks").unwrap(),
+            Duration::from_secs(14 * 86_400)
+        );
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
     }
 
     #[test]

@@ -30,33 +30,53 @@ pub fn check_input_fits(declared: &Schema, actual: &Schema) -> Result<(), String
 
 /// Checks that `actual` is exactly `declared` for an output port: same columns,
 /// in the same order, same types, and no nullable column where the port
-/// declares a non-null one.
+/// declares a non-null one. The error names every column at fault: missing,
+/// added, retyped, made nullable, or (when the set is right) the first
+/// column out of place.
 pub fn check_output_fits(declared: &Schema, actual: &Schema) -> Result<(), String> {
-    let names = |s: &Schema| {
-        s.fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect::<Vec<_>>()
-    };
-    if names(declared) != names(actual) {
-        return Err(format!(
-            "columns are {:?}, expected {:?}",
-            names(actual),
-            names(declared)
-        ));
-    }
     let mut problems = Vec::new();
-    for (want, got) in declared.fields().iter().zip(actual.fields()) {
-        if !got.data_type().equals_datatype(want.data_type()) {
-            problems.push(format!(
-                "column `{}` has type {}, expected {}",
+    for want in declared.fields() {
+        match actual.field_with_name(want.name()) {
+            Err(_) => problems.push(format!(
+                "column `{}` ({}) is missing",
                 want.name(),
-                got.data_type(),
                 want.data_type()
-            ));
-        } else if got.is_nullable() && !want.is_nullable() {
-            problems.push(format!(
+            )),
+            Ok(got) if !got.data_type().equals_datatype(want.data_type()) => {
+                problems.push(format!(
+                    "column `{}` has type {}, expected {}",
+                    want.name(),
+                    got.data_type(),
+                    want.data_type()
+                ))
+            }
+            Ok(got) if got.is_nullable() && !want.is_nullable() => problems.push(format!(
                 "column `{}` is nullable, but the port declares it non-null",
+                want.name()
+            )),
+            Ok(_) => {}
+        }
+    }
+    for got in actual.fields() {
+        if declared.field_with_name(got.name()).is_err() {
+            problems.push(format!(
+                "column `{}` ({}) is not expected",
+                got.name(),
+                got.data_type()
+            ));
+        }
+    }
+    if problems.is_empty() {
+        let misplaced = declared
+            .fields()
+            .iter()
+            .zip(actual.fields())
+            .enumerate()
+            .find(|(_, (want, got))| want.name() != got.name());
+        if let Some((position, (want, got))) = misplaced {
+            problems.push(format!(
+                "columns are out of order: column `{}` is at position {position}, where `{}` is expected",
+                got.name(),
                 want.name()
             ));
         }
@@ -112,13 +132,28 @@ mod tests {
             )
             .is_ok()
         );
-        assert!(
-            check_output_fits(
-                &declared,
-                &schema(&[("b", DataType::Utf8, true), ("a", DataType::Int64, false)])
-            )
-            .is_err()
+        let err = check_output_fits(
+            &declared,
+            &schema(&[("b", DataType::Utf8, true), ("a", DataType::Int64, false)]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "columns are out of order: column `b` is at position 0, where `a` is expected"
         );
+        let err =
+            check_output_fits(&declared, &schema(&[("a", DataType::Int64, false)])).unwrap_err();
+        assert_eq!(err, "column `b` (Utf8) is missing");
+        let err = check_output_fits(
+            &declared,
+            &schema(&[
+                ("a", DataType::Int64, false),
+                ("b", DataType::Utf8, true),
+                ("c", DataType::Boolean, true),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(err, "column `c` (Boolean) is not expected");
         let err = check_output_fits(
             &declared,
             &schema(&[("a", DataType::Int64, true), ("b", DataType::Utf8, true)]),

@@ -16,6 +16,7 @@ pub fn wasm_path(plugin: &str) -> PathBuf {
         "filter-paid" => env!("WEIR_WASM_FILTER_PAID"),
         "aggregate" => env!("WEIR_WASM_AGGREGATE"),
         "misbehave" => env!("WEIR_WASM_MISBEHAVE"),
+        "drift" => env!("WEIR_WASM_DRIFT"),
         other => panic!("no test component called {other}"),
     })
 }

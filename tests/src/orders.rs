@@ -126,6 +126,22 @@ pub fn weir(fixture: &OrdersFixture, args: &[&str]) -> std::process::Command {
     command
 }
 
+/// Runs `weir audit FILE` on the fixture's tables; returns whether it found
+/// nothing, and its report.
+pub fn audit(fixture: &OrdersFixture, file: &Path) -> (bool, String) {
+    let output = weir(fixture, &["audit", file.to_str().expect("UTF-8 path")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("weir audit runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), report)
+}
+
 /// Commits in a table's log (including the one that created it).
 pub fn commits(table: &Path) -> usize {
     std::fs::read_dir(table.join("_delta_log"))
@@ -149,6 +165,31 @@ pub fn plugin_dir() -> PathBuf {
 /// The example orders pipeline file.
 pub fn pipeline_file() -> PathBuf {
     crate::workspace_dir().join("examples/orders/pipeline.toml")
+}
+
+/// A copy of the example pipeline file (with its plugin configs) in the
+/// fixture's data directory whose bronze epochs close at `max_records`
+/// records, so epoch boundaries fall inside the broker's record batches.
+pub fn pipeline_file_with_bronze_epochs_of(fixture: &OrdersFixture, max_records: usize) -> PathBuf {
+    let examples = crate::workspace_dir().join("examples/orders");
+    let dir = fixture.data.path().join("pipeline");
+    std::fs::create_dir_all(&dir).expect("pipeline directory");
+    for config in ["bronze.json", "silver.json"] {
+        std::fs::copy(examples.join(config), dir.join(config)).expect("plugin config copied");
+    }
+    let text = std::fs::read_to_string(examples.join("pipeline.toml")).expect("example file");
+    let bronze = "max_records = 16384";
+    assert!(
+        text.contains(bronze),
+        "the example's bronze batch size changed"
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(
+        &path,
+        text.replacen(bronze, &format!("max_records = {max_records}"), 1),
+    )
+    .expect("pipeline file written");
+    path
 }
 
 /// What every table must hold after the events were processed.

@@ -12,8 +12,10 @@ use weir_sdk::prelude::*;
 pub enum Expr {
     /// A column (or `a.b` nested field).
     Column(String),
-    /// A number literal; `is_integer` when written without `.` or exponent.
-    Number { value: f64, is_integer: bool },
+    /// An integer literal (written without `.` or exponent), exactly.
+    Integer(i64),
+    /// Any other number literal.
+    Float(f64),
     /// A binary operation.
     Binary(Box<Expr>, char, Box<Expr>),
     /// Unary minus.
@@ -116,12 +118,21 @@ impl Parser {
                 Ok(inner)
             }
             Some(token) if token.starts_with(|c: char| c.is_ascii_digit()) => {
-                let value: f64 = token
-                    .parse()
-                    .map_err(|_| format!("`{token}` is not a number"))?;
-                let is_integer = !token.contains(['.', 'e', 'E']);
+                let literal = if token.contains(['.', 'e', 'E']) {
+                    Expr::Float(
+                        token
+                            .parse()
+                            .map_err(|_| format!("`{token}` is not a number"))?,
+                    )
+                } else {
+                    Expr::Integer(
+                        token
+                            .parse()
+                            .map_err(|_| format!("`{token}` is not a 64-bit integer"))?,
+                    )
+                };
                 self.at += 1;
-                Ok(Expr::Number { value, is_integer })
+                Ok(literal)
             }
             Some(token) if !"+-*/)".contains(token) => {
                 let name = token.to_string();
@@ -135,20 +146,31 @@ impl Parser {
 }
 
 impl Expr {
+    /// The error for an integer result beyond 64 bits at `row`.
+    fn overflow(&self, row: usize) -> PluginError {
+        let mut error =
+            PluginError::bad_input("in", format!("integer overflow computing `{self}`"));
+        error.row = Some(row as u64);
+        error
+    }
+
     /// Evaluates over `input`; errors name the column or the overflowing row.
     pub fn evaluate(&self, input: &Input<'_>) -> Result<Values, PluginError> {
         let rows = input.num_rows();
         match self {
-            Expr::Number {
-                value,
-                is_integer: true,
-            } => Ok(Values::Int(vec![Some(*value as i64); rows])),
-            Expr::Number { value, .. } => Ok(Values::Float(vec![Some(*value); rows])),
+            Expr::Integer(value) => Ok(Values::Int(vec![Some(*value); rows])),
+            Expr::Float(value) => Ok(Values::Float(vec![Some(*value); rows])),
             Expr::Column(name) => column_values(input, name),
             Expr::Negate(inner) => Ok(match inner.evaluate(input)? {
-                Values::Int(v) => {
-                    Values::Int(v.into_iter().map(|x| x.map(i64::wrapping_neg)).collect())
-                }
+                Values::Int(v) => Values::Int(
+                    v.into_iter()
+                        .enumerate()
+                        .map(|(row, x)| match x {
+                            Some(x) => x.checked_neg().map(Some).ok_or_else(|| self.overflow(row)),
+                            None => Ok(None),
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
                 Values::Float(v) => Values::Float(v.into_iter().map(|x| x.map(|x| -x)).collect()),
             }),
             Expr::Binary(a, op, b) => {
@@ -164,14 +186,7 @@ impl Expr {
                                         '-' => x.checked_sub(y),
                                         _ => x.checked_mul(y),
                                     }
-                                    .ok_or_else(|| {
-                                        let mut e = PluginError::bad_input(
-                                            "in",
-                                            format!("integer overflow computing `{self}`"),
-                                        );
-                                        e.row = Some(row as u64);
-                                        e
-                                    })?,
+                                    .ok_or_else(|| self.overflow(row))?,
                                 ),
                                 _ => None,
                             });
@@ -205,7 +220,8 @@ impl std::fmt::Display for Expr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Expr::Column(name) => write!(f, "{name}"),
-            Expr::Number { value, .. } => write!(f, "{value}"),
+            Expr::Integer(value) => write!(f, "{value}"),
+            Expr::Float(value) => write!(f, "{value:?}"),
             Expr::Binary(a, op, b) => write!(f, "({a} {op} {b})"),
             Expr::Negate(a) => write!(f, "-{a}"),
         }

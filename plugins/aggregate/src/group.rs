@@ -59,6 +59,37 @@ fn push_key(
     Ok(())
 }
 
+/// `name=value, ...` of the key columns at `row`, naming a group in messages.
+pub fn describe(keys: &[(String, ArrayRef)], row: usize) -> String {
+    let value = |column: &ArrayRef| -> String {
+        if column.is_null(row) {
+            return "null".into();
+        }
+        match column.data_type() {
+            DataType::Utf8 => format!("{:?}", column.as_string::<i32>().value(row)),
+            DataType::LargeUtf8 => format!("{:?}", column.as_string::<i64>().value(row)),
+            DataType::Utf8View => format!("{:?}", column.as_string_view().value(row)),
+            DataType::Boolean => column.as_boolean().value(row).to_string(),
+            DataType::Int32 | DataType::Date32 => {
+                let data = column.to_data();
+                data.buffers()[0].typed_data::<i32>()[data.offset() + row].to_string()
+            }
+            DataType::Int64 | DataType::Timestamp(_, _) | DataType::Date64 => {
+                let data = column.to_data();
+                data.buffers()[0].typed_data::<i64>()[data.offset() + row].to_string()
+            }
+            other => format!("<{other}>"),
+        }
+    };
+    if keys.is_empty() {
+        return "(the whole batch)".into();
+    }
+    keys.iter()
+        .map(|(name, column)| format!("{name}={}", value(column)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Groups the `usable` rows by `keys`.
 pub fn assign(keys: &[(String, ArrayRef)], usable: &[bool]) -> Result<Groups, PluginError> {
     let mut ids: HashMap<Vec<u8>, u32, foldhash::fast::FixedState> =

@@ -195,7 +195,22 @@ impl Plugin for Aggregate {
                 Some(expr) => Some(expr.evaluate(&input)?),
                 None => None,
             };
-            let column = aggregate(*function, values.as_ref(), &groups, &usable);
+            let column = aggregate(*function, values.as_ref(), &groups, &usable).map_err(
+                |overflow| {
+                    let group = group::describe(&key_columns, overflow.first_row_of_group);
+                    let mut error = PluginError::bad_input(
+                        "in",
+                        format!(
+                            "`{name}` (sum of `{}`) overflows a 64-bit integer in group {group}: {} + {}",
+                            expr.as_ref().map(ToString::to_string).unwrap_or_default(),
+                            overflow.total,
+                            overflow.value
+                        ),
+                    );
+                    error.row = Some(overflow.row as u64);
+                    error
+                },
+            )?;
             let nullable = *function != Function::Count;
             fields.push(Field::new(
                 name.as_str(),
@@ -229,7 +244,12 @@ fn window_starts(input: &Input<'_>, column: &str, seconds: i64) -> Result<ArrayR
         TimeUnit::Microsecond => 1_000_000,
         TimeUnit::Nanosecond => 1_000_000_000,
     };
-    let size = seconds * per_second;
+    let size = seconds.checked_mul(per_second).ok_or_else(|| {
+        PluginError::bad_input(
+            "in",
+            format!("a window of {seconds}s does not fit the `{column}` timestamps"),
+        )
+    })?;
     let data = array.to_data();
     let raw = &data.buffers()[0].typed_data::<i64>()[data.offset()..data.offset() + data.len()];
     let floored: Int64Array = raw
@@ -245,12 +265,23 @@ fn window_starts(input: &Input<'_>, column: &str, seconds: i64) -> Result<ArrayR
     Ok(weir_sdk::arrow_array::make_array(floored))
 }
 
+/// An integer sum that left the 64-bit range: the group's total so far, the
+/// value that did not fit, its row and the group's first row.
+struct SumOverflow {
+    total: i64,
+    value: i64,
+    row: usize,
+    first_row_of_group: usize,
+}
+
+/// One aggregate per group. Integer sums are checked: a total beyond 64 bits
+/// is an error (as in Spark's ANSI mode), never a wrapped value.
 fn aggregate(
     function: Function,
     values: Option<&Values>,
     groups: &group::Groups,
     usable: &[bool],
-) -> ArrayRef {
+) -> Result<ArrayRef, SumOverflow> {
     let n = groups.first_rows.len();
     let rows = groups
         .of_row
@@ -264,7 +295,7 @@ fn aggregate(
             for (_, (group, _)) in rows {
                 counts[*group as usize] += 1;
             }
-            Arc::new(Int64Array::from(counts))
+            Ok(Arc::new(Int64Array::from(counts)))
         }
         (Function::Count, Some(values)) => {
             let mut counts = vec![0i64; n];
@@ -275,9 +306,9 @@ fn aggregate(
                 };
                 counts[*group as usize] += i64::from(present);
             }
-            Arc::new(Int64Array::from(counts))
+            Ok(Arc::new(Int64Array::from(counts)))
         }
-        (_, None) => Arc::new(Int64Array::from(vec![None::<i64>; n])),
+        (_, None) => Ok(Arc::new(Int64Array::from(vec![None::<i64>; n]))),
         (function, Some(Values::Int(v))) => {
             let mut out: Vec<Option<i64>> = vec![None; n];
             for (row, (group, _)) in rows {
@@ -285,13 +316,18 @@ fn aggregate(
                     let slot = &mut out[*group as usize];
                     *slot = Some(match (*slot, function) {
                         (None, _) => x,
-                        (Some(a), Function::Sum) => a.wrapping_add(x),
+                        (Some(a), Function::Sum) => a.checked_add(x).ok_or(SumOverflow {
+                            total: a,
+                            value: x,
+                            row,
+                            first_row_of_group: groups.first_rows.value(*group as usize) as usize,
+                        })?,
                         (Some(a), Function::Min) => a.min(x),
                         (Some(a), _) => a.max(x),
                     });
                 }
             }
-            Arc::new(Int64Array::from(out))
+            Ok(Arc::new(Int64Array::from(out)))
         }
         (function, Some(Values::Float(v))) => {
             let mut out: Vec<Option<f64>> = vec![None; n];
@@ -306,7 +342,7 @@ fn aggregate(
                     });
                 }
             }
-            Arc::new(Float64Array::from(out))
+            Ok(Arc::new(Float64Array::from(out)))
         }
     }
 }

@@ -166,3 +166,78 @@ fn bad_config_and_bad_input_are_named() {
         .unwrap_err();
     assert!(err.message.contains("`category`"), "{}", err.message);
 }
+
+/// Issue 10: rows 9223372036854775000 and 1000 in one group summed to
+/// -9223372036854775616. An integer sum beyond 64 bits is an error naming the
+/// aggregate, the group and the row, never a wrapped value.
+#[test]
+fn regression_an_overflowing_integer_sum_is_an_error_naming_the_group() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("category", DataType::Utf8, true),
+        Field::new("n", DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec!["safe", "big", "safe", "big"])),
+            Arc::new(Int64Array::from(vec![
+                1,
+                9_223_372_036_854_775_000,
+                2,
+                1_000,
+            ])),
+        ],
+    )
+    .unwrap();
+    let config = json!({"group_by": ["category"], "aggregates": [{"name": "total", "function": "sum", "of": "n"}]});
+    let mut plugin = Harness::<Aggregate>::new(config).unwrap();
+    let err = plugin
+        .run(Inputs::new().with("in", batch.clone()))
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        "`total` (sum of `n`) overflows a 64-bit integer in group category=\"big\": 9223372036854775000 + 1000"
+    );
+    assert_eq!(err.row, Some(3));
+
+    // Negating i64::MIN and integer literals beyond 64 bits are errors too.
+    let config = json!({"aggregates": [{"name": "neg", "function": "sum", "of": "-n"}]});
+    let mut plugin = Harness::<Aggregate>::new(config).unwrap();
+    let min = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)])),
+        vec![Arc::new(Int64Array::from(vec![7, i64::MIN]))],
+    )
+    .unwrap();
+    let err = plugin.run(Inputs::new().with("in", min)).unwrap_err();
+    assert_eq!(err.message, "integer overflow computing `-n`");
+    assert_eq!(err.row, Some(1));
+    let err = Harness::<Aggregate>::new(
+        json!({"aggregates": [{"name": "x", "function": "sum", "of": "n * 99999999999999999999"}]}),
+    )
+    .unwrap_err();
+    assert!(
+        err.message
+            .contains("`99999999999999999999` is not a 64-bit integer"),
+        "{}",
+        err.message
+    );
+}
+
+/// Integer literals are exact: `n + 9007199254740993` is not rounded through a double.
+#[test]
+fn integer_literals_are_exact() {
+    let config =
+        json!({"aggregates": [{"name": "x", "function": "max", "of": "n + 9007199254740993"}]});
+    let mut plugin = Harness::<Aggregate>::new(config).unwrap();
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)])),
+        vec![Arc::new(Int64Array::from(vec![0]))],
+    )
+    .unwrap();
+    let out = plugin.run(Inputs::new().with("in", batch)).unwrap();
+    let out = out.get("out").unwrap();
+    assert_eq!(
+        out.column(0).as_primitive::<Int64Type>().value(0),
+        9_007_199_254_740_993
+    );
+}

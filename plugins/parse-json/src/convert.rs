@@ -312,6 +312,19 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
         match self.ty {
             ValueType::Struct(_) => deserializer.deserialize_option(self),
+            ValueType::Int32
+            | ValueType::Int64
+            | ValueType::Timestamp(
+                TimestampFormat::EpochSeconds
+                | TimestampFormat::EpochMillis
+                | TimestampFormat::EpochMicros,
+            ) => {
+                // Integers are read from the literal as written, never through a
+                // double, so `3.0`, `1e1` and `30e-1` are exactly 3, 10 and 3.
+                let raw: Box<serde_json::value::RawValue> =
+                    serde::Deserialize::deserialize(deserializer)?;
+                self.integer_literal(raw.get())
+            }
             _ => deserializer.deserialize_any(self),
         }
     }
@@ -349,6 +362,40 @@ impl ValueSeed<'_, '_> {
     fn invalid<E: de::Error>(&self, problem: String) -> E {
         self.context
             .reject(self.path, format!("field `{}`: {problem}", self.path))
+    }
+
+    /// A value of an integer-typed field, from its JSON text: a number whose
+    /// value is a whole number in range becomes exactly that integer; any
+    /// other number is rejected quoting the literal as written (a fraction of
+    /// a second is kept for `epoch_seconds`); other values are mismatches.
+    fn integer_literal<E: de::Error>(self, literal: &str) -> Result<bool, E> {
+        if !literal.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) {
+            // Not a number: the ordinary visitor names what it is (or takes null).
+            let mut inner = serde_json::Deserializer::from_str(literal);
+            return inner.deserialize_any(self).map_err(E::custom);
+        }
+        match crate::number::integer_value(literal) {
+            crate::number::Integer::Exact(n) => self.integer(n, &literal),
+            crate::number::Integer::TooLarge => {
+                let what = match self.ty {
+                    ValueType::Int32 => "does not fit a 32-bit integer",
+                    ValueType::Int64 => "does not fit a 64-bit integer",
+                    _ => "is out of range",
+                };
+                Err(self.invalid(format!("{literal} {what}")))
+            }
+            crate::number::Integer::Fraction => match self.ty {
+                ValueType::Int32 => Err(self.invalid(format!("{literal} is not a 32-bit integer"))),
+                ValueType::Int64 => Err(self.invalid(format!("{literal} is not a 64-bit integer"))),
+                ValueType::Timestamp(TimestampFormat::EpochSeconds) => {
+                    let seconds: f64 = literal
+                        .parse()
+                        .map_err(|_| self.invalid::<E>(format!("{literal} is not a number")))?;
+                    self.visit_f64(seconds)
+                }
+                _ => Err(self.invalid(format!("{literal} is not a whole number"))),
+            },
+        }
     }
 
     fn integer<E: de::Error>(self, n: i128, text: &dyn fmt::Display) -> Result<bool, E> {
@@ -438,8 +485,6 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
         match self.ty {
             ValueType::Float64 => self.column.push_f64(v),
-            ValueType::Int32 => return Err(self.invalid(format!("{v} is not a 32-bit integer"))),
-            ValueType::Int64 => return Err(self.invalid(format!("{v} is not a 64-bit integer"))),
             ValueType::Timestamp(TimestampFormat::EpochSeconds) => {
                 let micros = (v * 1e6).round();
                 if !(micros.is_finite() && micros.abs() < 9.2e18) {

@@ -6,6 +6,7 @@
 mod columns;
 mod convert;
 mod fast;
+mod number;
 mod rfc3339;
 mod spec;
 

@@ -123,6 +123,71 @@ fn every_bad_row_is_rejected_with_a_reason_naming_the_field() {
     assert_eq!(raw.value(0), rows[1]);
 }
 
+/// Issue 10: `3.0` and `1e1` for an `int32` field were rejected as "3 is not
+/// a 32-bit integer", quoting a number not in the input. Every form of a
+/// whole number is that integer, read from its digits (2^53 + 1 survives);
+/// anything else is rejected quoting the literal as written.
+#[test]
+fn regression_whole_numbers_in_any_json_form_are_integers() {
+    let config = json!({"fields": [
+        {"name": "q", "type": "int32"},
+        {"name": "big", "type": "int64"},
+        {"name": "ms", "type": "timestamp", "format": "epoch_millis"}
+    ]});
+    let rows: Vec<&[u8]> = vec![
+        br#"{"q": 3.0, "big": 9007199254740993.0, "ms": 1.5e3}"#,
+        br#"{"q": 1e1, "big": 9223372036854775807, "ms": 0}"#,
+        br#"{"q": 30e-1, "big": -0, "ms": 2000E-3}"#,
+        br#"{"q": 2.50e0}"#,
+        br#"{"q": 3000000000.0}"#,
+        br#"{"big": 9.3e18}"#,
+        br#"{"ms": 1.5}"#,
+        br#"{"q": "3"}"#,
+        br#"{"q": null, "big": 1E+2}"#,
+    ];
+    let (out, rejected) = run(config, &rows);
+    let q = out.column(0).as_primitive::<Int32Type>();
+    let big = out.column(1).as_primitive::<Int64Type>();
+    assert_eq!(out.num_rows(), 4, "{:?}", reasons(&rejected));
+    assert_eq!(
+        q.iter().collect::<Vec<_>>(),
+        [Some(3), Some(10), Some(3), None]
+    );
+    assert_eq!(
+        big.iter().collect::<Vec<_>>(),
+        [
+            Some(9_007_199_254_740_993),
+            Some(i64::MAX),
+            Some(0),
+            Some(100)
+        ]
+    );
+    let ms = out
+        .column(2)
+        .as_primitive::<weir_sdk::arrow_array::types::TimestampMicrosecondType>();
+    assert_eq!(ms.value(0), 1_500_000);
+    assert_eq!(ms.value(2), 2_000);
+    assert_eq!(
+        reasons(&rejected),
+        [
+            (3, "field `q`: 2.50e0 is not a 32-bit integer".to_string()),
+            (
+                4,
+                "field `q`: 3000000000.0 does not fit a 32-bit integer".to_string()
+            ),
+            (
+                5,
+                "field `big`: 9.3e18 does not fit a 64-bit integer".to_string()
+            ),
+            (6, "field `ms`: 1.5 is not a whole number".to_string()),
+            (
+                7,
+                "field `q`: expected a 32-bit integer, found a string".to_string()
+            ),
+        ]
+    );
+}
+
 #[test]
 fn null_values_are_rejected_not_dropped() {
     let batch = RecordBatch::try_from_iter([(

@@ -73,6 +73,8 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
             partition,
             start: 0,
             end,
+            records: None,
+            lost: 0,
         })
         .collect();
     let started = Instant::now();

@@ -1,5 +1,6 @@
 //! Command-line interface: the command tree and dispatch to one module per command.
 
+mod audit;
 mod bench;
 mod demo;
 mod pipeline_run;
@@ -29,6 +30,8 @@ enum Command {
     Run(pipeline_run::Args),
     /// Check a pipeline file (plugins, configs, schemas, tables) without running it.
     Validate(pipeline_validate::Args),
+    /// Prove exactly-once from the tables: gaps, overlaps, repeated epochs, rows that do not add up.
+    Audit(audit::Args),
     /// Work with plugins: inspect, run on local files, scaffold, build.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => pipeline_run::run(args),
         Command::Validate(args) => pipeline_validate::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::run(args),
@@ -71,14 +75,11 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Passes a validated file through; for an invalid one prints every problem,
-/// one per line, to stderr and fails with a one-line summary.
-fn explain_problems(
-    validated: Result<
-        weir_runtime::pipeline::PreparedFile,
-        weir_runtime::pipeline::PipelineFileError,
-    >,
-) -> anyhow::Result<weir_runtime::pipeline::PreparedFile> {
+/// Passes a loaded or validated file through; for an invalid one prints every
+/// problem, one per line, to stderr and fails with a one-line summary.
+fn explain_problems<T>(
+    validated: Result<T, weir_runtime::pipeline::PipelineFileError>,
+) -> anyhow::Result<T> {
     match validated {
         Ok(prepared) => Ok(prepared),
         Err(weir_runtime::pipeline::PipelineFileError::Invalid { path, problems }) => {

@@ -4,6 +4,7 @@
 //! exact offset range, and commits group offsets for lag tools.
 
 pub mod client;
+pub mod exact;
 pub mod producer;
 pub mod records;
 pub mod source;
@@ -50,6 +51,21 @@ pub enum KafkaError {
         /// librdkafka's error.
         #[source]
         source: rdkafka::error::KafkaError,
+    },
+    /// Retention deleted records the pipeline had not read yet.
+    #[error(
+        "offsets {start}..{end} of {topic}[{partition}] were deleted by retention before Weir read them (data loss); \
+         set `fail_on_data_loss = false` on the Kafka source to skip them and go on"
+    )]
+    DataLoss {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The first offset lost.
+        start: i64,
+        /// The low watermark: the first offset still retained.
+        end: i64,
     },
     /// A replayed range could not be read back completely.
     #[error("cannot replay {topic}[{partition}] offsets {start}..{end}: {reason}")]

@@ -258,6 +258,7 @@ fn read_pipeline(
                 group_id: kafka.group_id,
                 start: kafka.start,
                 connection,
+                fail_on_data_loss: kafka.fail_on_data_loss,
             }
         }
         SourceSpec::Delta(delta) => Source::Delta {
@@ -410,6 +411,14 @@ fn resolve_stage(
             "needs at least one column",
         );
     }
+    if let Some(ratio) = spec.max_rejected_ratio
+        && !(0.0..=1.0).contains(&ratio)
+    {
+        problems.push(
+            format!("{location} > max_rejected_ratio"),
+            format!("{ratio} is not a share between 0.0 and 1.0"),
+        );
+    }
     Some(Stage {
         name: spec.name,
         plugin: base.join(spec.plugin),
@@ -417,6 +426,7 @@ fn resolve_stage(
         config_json,
         limits: spec.limits,
         dedupe: spec.dedupe,
+        max_rejected_ratio: spec.max_rejected_ratio,
     })
 }
 

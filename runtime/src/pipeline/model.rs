@@ -52,6 +52,8 @@ pub enum Source {
         start: KafkaStart,
         /// Brokers and client properties.
         connection: KafkaConnection,
+        /// Stop on offsets deleted by retention before they were read (else skip them).
+        fail_on_data_loss: bool,
     },
     /// New versions of a Delta table.
     Delta {
@@ -103,6 +105,9 @@ pub struct Stage {
     pub limits: PluginLimits,
     /// Cross-batch dedupe of `out`, if configured.
     pub dedupe: Option<DedupeSpec>,
+    /// Stop when an epoch's rejected rows exceed this share of its input
+    /// (`None`: no limit).
+    pub max_rejected_ratio: Option<f64>,
 }
 
 /// A Delta sink.

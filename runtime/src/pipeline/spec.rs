@@ -125,6 +125,15 @@ pub struct KafkaSourceSpec {
     /// Overrides the file's `[kafka]` connection for this source.
     #[serde(default)]
     pub connection: Option<KafkaConnection>,
+    /// Whether offsets that retention deleted before they were read stop the
+    /// pipeline (the default, as Spark's `failOnDataLoss`) or are skipped,
+    /// with the loss recorded in the epoch's range.
+    #[serde(default = "default_true")]
+    pub fail_on_data_loss: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `start = "earliest" | "latest"`.
@@ -237,6 +246,10 @@ pub struct StageSpec {
     /// Host-kept dedupe of the stage's `out` across batches and restarts.
     #[serde(default)]
     pub dedupe: Option<DedupeSpec>,
+    /// The largest share of an epoch's input rows (0.0 to 1.0) the stage may
+    /// reject; past it the pipeline stops before committing the epoch.
+    #[serde(default)]
+    pub max_rejected_ratio: Option<f64>,
 }
 
 /// `[pipeline.stage.dedupe]`: drop `out` rows whose key was already seen,

@@ -29,6 +29,9 @@ pub struct PreparedPipeline {
     pub plugins: Vec<LoadedPlugin>,
     /// The schema of the source and of every stage output port.
     pub schemas: HashMap<PortRef, SchemaRef>,
+    /// The engine the plugins were loaded with, for loading the versions a
+    /// recorded plan names.
+    pub engine: PluginEngine,
 }
 
 /// A validated file: pipelines in dependency order (producers first).
@@ -421,6 +424,7 @@ async fn check_pipeline(
         spec: pipeline.clone(),
         plugins,
         schemas,
+        engine: engine.clone(),
     })
 }
 

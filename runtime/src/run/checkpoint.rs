@@ -58,6 +58,11 @@ impl Checkpoint {
         })
     }
 
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn plan_path(&self, epoch: u64) -> PathBuf {
         self.dir.join("epochs").join(format!("{epoch:020}.json"))
     }
@@ -120,6 +125,41 @@ impl Checkpoint {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(io_error(&path, "read")(source)),
         }
+    }
+
+    /// Keeps a copy of content `bytes` (a plugin component, `kind` `wasm`, or
+    /// a stage config, `json`) under its SHA-256 `hash`, unless already kept,
+    /// so a replay can run exactly the version its plan recorded. Kept
+    /// versions are never pruned: they are few and small.
+    pub fn keep(&self, kind: &str, hash: &str, bytes: &[u8]) -> Result<(), RunError> {
+        let path = self.kept_path(kind, hash)?;
+        if path.exists() {
+            return Ok(());
+        }
+        let dir = self.dir.join("versions");
+        fs::create_dir_all(&dir).map_err(io_error(&dir, "create"))?;
+        write_atomically(&path, bytes)
+    }
+
+    /// The content kept by [`Checkpoint::keep`] under `hash`, if any.
+    pub fn kept(&self, kind: &str, hash: &str) -> Result<Option<Vec<u8>>, RunError> {
+        let path = self.kept_path(kind, hash)?;
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(io_error(&path, "read")(source)),
+        }
+    }
+
+    /// `versions/<hash>.<kind>`; the hash comes from plan files, so it must be hex.
+    fn kept_path(&self, kind: &str, hash: &str) -> Result<PathBuf, RunError> {
+        if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(RunError::CorruptCheckpoint {
+                path: self.dir.clone(),
+                reason: format!("`{hash}` is not a content hash"),
+            });
+        }
+        Ok(self.dir.join("versions").join(format!("{hash}.{kind}")))
     }
 
     /// The sinks the pipeline had when it last started (`None` before the first start).
@@ -213,6 +253,7 @@ mod tests {
                 last: epoch,
             },
             clock_nanos: epoch,
+            stages: Vec::new(),
         }
     }
 

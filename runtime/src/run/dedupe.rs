@@ -30,8 +30,6 @@ pub struct DedupeOutcome {
 pub struct DedupeState {
     spec: DedupeSpec,
     converter: RowConverter,
-    key_indices: Vec<usize>,
-    time_index: usize,
     /// Key bytes (Arrow row format) → event time in µs.
     seen: HashMap<Box<[u8]>, i64>,
     /// Newest event time in µs over committed epochs.
@@ -51,7 +49,7 @@ impl DedupeState {
             .iter()
             .map(|k| column(k))
             .collect::<Result<Vec<_>, _>>()?;
-        let time_index = column(&spec.event_time)?;
+        column(&spec.event_time)?;
         let converter = RowConverter::new(
             key_indices
                 .iter()
@@ -64,8 +62,6 @@ impl DedupeState {
         Ok(DedupeState {
             spec,
             converter,
-            key_indices,
-            time_index,
             seen: HashMap::new(),
             max_event: None,
         })
@@ -92,19 +88,29 @@ impl DedupeState {
         self.seen.is_empty()
     }
 
-    /// Dedupes one batch, then advances the watermark and forgets keys behind it.
+    /// Dedupes one batch, then advances the watermark and forgets keys behind
+    /// it. Columns are found by name in every batch.
     pub fn apply(&mut self, batch: &RecordBatch) -> Result<DedupeOutcome, RunError> {
         let failed = |e: arrow::error::ArrowError| RunError::Dedupe {
             reason: e.to_string(),
         };
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| RunError::Dedupe {
+                    reason: format!("column `{name}` is missing from the batch"),
+                })
+        };
         let keys: Vec<ArrayRef> = self
-            .key_indices
+            .spec
+            .key
             .iter()
-            .map(|&i| batch.column(i).clone())
-            .collect();
+            .map(|k| column(k))
+            .collect::<Result<_, _>>()?;
         let rows = self.converter.convert_columns(&keys).map_err(failed)?;
         let times = cast(
-            batch.column(self.time_index),
+            &column(&self.spec.event_time)?,
             &DataType::Timestamp(TimeUnit::Microsecond, None),
         )
         .map_err(failed)?;

@@ -51,6 +51,26 @@ pub struct EpochPlan {
     pub source: SourceRange,
     /// The virtual time (ns since the Unix epoch) its plugins see.
     pub clock_nanos: u64,
+    /// The plugin version and config of every stage, in stage order; a
+    /// replay runs exactly these. Empty in plans written before Weir recorded
+    /// them (those replay with the current plugins).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StagePin>,
+}
+
+/// Which plugin, exactly, and which config one stage ran an epoch with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StagePin {
+    /// The stage.
+    pub stage: String,
+    /// Manifest name of the plugin.
+    pub plugin: String,
+    /// Manifest version.
+    pub version: String,
+    /// SHA-256 of the component bytes, hex.
+    pub hash: String,
+    /// SHA-256 of the config JSON passed to `configure`, hex.
+    pub config_hash: String,
 }
 
 impl EpochPlan {
@@ -91,6 +111,7 @@ mod tests {
                 last: 2,
             },
             clock_nanos: 42,
+            stages: Vec::new(),
         };
         let again = plan.clone();
         assert_eq!(plan.call_context("parse"), again.call_context("parse"));
@@ -109,6 +130,19 @@ mod tests {
         assert_eq!(plan.call_context("parse").clock_nanos, 42);
     }
 
+    /// Plans written before ranges recorded their record counts still read.
+    #[test]
+    fn plans_without_record_counts_still_read() {
+        let json = r#"{"pipeline":"p","epoch":3,"clock_nanos":1,"source":{"kafka":{
+            "ranges":[{"topic":"t","partition":0,"start":4,"end":9}],
+            "positions":[{"topic":"t","partition":0,"offset":9}]}}}"#;
+        let plan: EpochPlan = serde_json::from_str(json).unwrap();
+        let SourceRange::Kafka { ranges, .. } = plan.source else {
+            panic!("a Kafka plan")
+        };
+        assert_eq!((ranges[0].records, ranges[0].lost), (None, 0));
+    }
+
     #[test]
     fn plans_round_trip_through_json() {
         let plan = EpochPlan {
@@ -120,6 +154,8 @@ mod tests {
                     partition: 0,
                     start: 0,
                     end: 5,
+                    records: Some(5),
+                    lost: 0,
                 }],
                 positions: vec![PartitionPosition {
                     topic: "t".into(),
@@ -128,6 +164,7 @@ mod tests {
                 }],
             },
             clock_nanos: 1,
+            stages: Vec::new(),
         };
         let json = serde_json::to_string(&plan).unwrap();
         assert_eq!(serde_json::from_str::<EpochPlan>(&json).unwrap(), plan);

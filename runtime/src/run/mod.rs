@@ -5,8 +5,10 @@
 //! epoch a crash interrupted, replaying exactly its recorded range.
 
 pub mod checkpoint;
+pub mod continuity;
 pub mod dedupe;
 pub mod epoch;
+pub mod pins;
 pub mod pipeline_runner;
 pub mod source;
 pub mod stages;
@@ -59,6 +61,43 @@ pub enum RunError {
         /// The host error (names plugin, version and hash).
         source: Box<HostError>,
     },
+    /// A recorded epoch names a plugin version or config that is neither the
+    /// current one nor kept in the checkpoint, so it cannot be replayed exactly.
+    #[error(
+        "pipeline `{pipeline}`: epoch {epoch} was planned with stage `{}` running {}@{} ({}) with config {}, but that {what} is neither the one the pipeline file names now nor kept in {}; put that plugin file back (or restore {}) to replay the epoch exactly",
+        pin.stage, pin.plugin, pin.version, &pin.hash[..pin.hash.len().min(12)], &pin.config_hash[..pin.config_hash.len().min(12)], kept.display(), kept.display()
+    )]
+    RecordedVersionMissing {
+        /// The pipeline.
+        pipeline: String,
+        /// The epoch being replayed.
+        epoch: u64,
+        /// What the plan recorded.
+        pin: Box<epoch::StagePin>,
+        /// `plugin` or `config`.
+        what: &'static str,
+        /// Where kept versions live.
+        kept: PathBuf,
+    },
+    /// A stage rejected more of an epoch's rows than its `max_rejected_ratio`
+    /// allows; the epoch was not committed.
+    #[error(
+        "pipeline `{pipeline}`, stage `{stage}`, epoch {epoch}: rejected {rejected} of {rows_in} rows, more than max_rejected_ratio = {ratio}; the epoch is not committed. Fix the plugin or the data and restart, or skip the epoch with `weir quarantine`"
+    )]
+    TooManyRejected {
+        /// The pipeline.
+        pipeline: String,
+        /// The stage.
+        stage: String,
+        /// The epoch.
+        epoch: u64,
+        /// Rows rejected.
+        rejected: usize,
+        /// Rows given to the stage.
+        rows_in: usize,
+        /// The configured limit.
+        ratio: f64,
+    },
     /// Dedupe state failed.
     #[error("dedupe: {reason}")]
     Dedupe {
@@ -80,6 +119,22 @@ pub enum RunError {
         pipeline: String,
         /// The Kafka error.
         source: KafkaError,
+    },
+    /// A new epoch's range does not continue the last committed one; its plan
+    /// was not written.
+    #[error(
+        "pipeline `{pipeline}`: refusing to plan epoch {epoch}: its source range does not continue epoch {previous}: {}",
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    Discontinuity {
+        /// The pipeline.
+        pipeline: String,
+        /// The epoch that would have been planned.
+        epoch: u64,
+        /// The last committed or replayed epoch.
+        previous: u64,
+        /// Every violation found.
+        problems: Vec<continuity::Discontinuity>,
     },
     /// An epoch committed to a sink has no plan anywhere.
     #[error(

@@ -7,7 +7,9 @@
 
 use super::RunError;
 use super::checkpoint::Checkpoint;
+use super::continuity;
 use super::epoch::EpochPlan;
+use super::pins;
 use super::source::{EpochSource, Fetched};
 use super::stages::{StageCounts, StageSet};
 use super::tables;
@@ -87,10 +89,16 @@ pub async fn run_file(
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((index, Ok(report))) => reports[index] = report,
-            Ok((_, Err(error))) => {
-                tracing::error!(%error, "pipeline stopped; stopping the others after their current epoch");
+            Ok((index, Err(error))) => {
+                let pipeline = &file.pipelines[index].spec.name;
                 stop.store(true, Ordering::SeqCst);
-                first_error.get_or_insert(error);
+                if first_error.is_none() {
+                    // Returned, and printed once by the caller.
+                    tracing::warn!(pipeline = %pipeline, "pipeline stopped with an error; stopping the others after their current epoch");
+                    first_error = Some(error);
+                } else {
+                    tracing::error!(pipeline = %pipeline, %error, "pipeline stopped");
+                }
             }
             Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
         }
@@ -187,6 +195,7 @@ async fn run_pipeline(
     let checkpoint = Checkpoint::open(&checkpoint_root.join(name))?;
     let mut sinks = open_sinks(&prepared).await?;
     let mut stages = tokio::task::block_in_place(|| StageSet::new(&prepared))?;
+    pins::keep_current(&checkpoint, stages.current())?;
     let mut report = PipelineReport {
         pipeline: name.to_string(),
         ..PipelineReport::default()
@@ -226,6 +235,9 @@ async fn run_pipeline(
     let mut source =
         EpochSource::open(pipeline, resume.as_ref().map(|p| &p.source), options.once).await?;
 
+    // The range every new plan must continue (I6): the last committed or replayed epoch's.
+    let mut previous = resume.as_ref().map(|plan| plan.source.clone());
+
     // Finish what a crash interrupted: epochs after the state snapshot, written only where missing.
     for epoch in state_epoch + 1..=last {
         let needing: Vec<usize> = (0..sinks.len())
@@ -245,6 +257,7 @@ async fn run_pipeline(
                 epoch,
             });
         };
+        tokio::task::block_in_place(|| stages.pin(&plan.stages, &checkpoint, epoch))?;
         let fetched = source.replay(pipeline, &plan.source).await?;
         let what = if needing.is_empty() {
             "rebuilding state from"
@@ -258,12 +271,15 @@ async fn run_pipeline(
             "{what} an interrupted epoch"
         );
         run_epoch(&prepared, &plan, fetched, &mut stages, &mut sinks).await?;
-        finish_epoch(&checkpoint, &stages, &mut source, &plan)?;
+        finish_epoch(pipeline, &checkpoint, &stages, &mut source, &plan)?;
+        previous = Some(plan.source.clone());
         if !needing.is_empty() {
             report.replayed += 1;
         }
     }
     report.last_epoch = last;
+    // New epochs run the versions the pipeline file names now.
+    tokio::task::block_in_place(|| stages.pin(&[], &checkpoint, last + 1))?;
 
     loop {
         let Some(fetched) = source
@@ -281,11 +297,22 @@ async fn run_pipeline(
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0),
+            stages: stages.pins(),
         };
+        let problems = continuity::violations(previous.as_ref(), &plan.source);
+        if !problems.is_empty() {
+            return Err(RunError::Discontinuity {
+                pipeline: name.to_string(),
+                epoch: plan.epoch,
+                previous: report.last_epoch,
+                problems,
+            });
+        }
         checkpoint.write_plan(&plan)?;
+        previous = Some(plan.source.clone());
         let records = fetched.batch.num_rows();
         let (counts, dead) = run_epoch(&prepared, &plan, fetched, &mut stages, &mut sinks).await?;
-        finish_epoch(&checkpoint, &stages, &mut source, &plan)?;
+        finish_epoch(pipeline, &checkpoint, &stages, &mut source, &plan)?;
         report.last_epoch = plan.epoch;
         report.epochs += 1;
         report.records_in += records as u64;
@@ -352,6 +379,7 @@ fn accumulate(totals: &mut Vec<StageCounts>, counts: &[StageCounts]) {
 
 /// After every sink holds the epoch: snapshot state, prune, advance the source.
 fn finish_epoch(
+    pipeline: &crate::pipeline::Pipeline,
     checkpoint: &Checkpoint,
     stages: &StageSet,
     source: &mut EpochSource,
@@ -361,8 +389,7 @@ fn finish_epoch(
         checkpoint.write_state(plan.epoch, &stages.snapshot()?)?;
     }
     checkpoint.prune(plan.epoch);
-    source.committed(&plan.source);
-    Ok(())
+    source.committed(pipeline, &plan.source)
 }
 
 /// Runs the stages on one epoch and commits it to every sink that lacks it.
@@ -376,19 +403,17 @@ async fn run_epoch(
 ) -> Result<(Vec<StageCounts>, usize), RunError> {
     let pipeline = &prepared.spec;
     let started = Instant::now();
+    let source_records = fetched.batch.num_rows();
     let output =
         tokio::task::block_in_place(|| stages.run(plan, fetched.batch, fetched.rows.as_ref()))?;
     tracing::debug!(pipeline = %pipeline.name, epoch = plan.epoch, ms = started.elapsed().as_millis() as u64, "stages ran");
-    let plugins: Vec<_> = pipeline
-        .stages
-        .iter()
-        .zip(&prepared.plugins)
-        .map(|(stage, plugin)| {
-            let id = plugin.identity();
-            json!({ "stage": stage.name, "name": id.name, "version": id.version, "hash": id.hash })
-        })
-        .collect();
+    let plugins = stages.pins();
     let dead_count = output.dead_letters.len();
+    let counts = json!({
+        "source_records": source_records,
+        "stages": output.counts,
+        "dead_letters": dead_count,
+    });
     for sink in sinks.iter_mut().filter(|s| s.committed < plan.epoch) {
         let batches = match &sink.from {
             Some(port) => output.ports.get(port).cloned().unwrap_or_default(),
@@ -402,9 +427,11 @@ async fn run_epoch(
         let record = json!({
             "pipeline": pipeline.name,
             "sink": sink.name,
+            "from": sink.from.as_ref().map(|port| pipeline.port_name(port)),
             "rows": rows,
             "plan": plan,
             "plugins": plugins,
+            "counts": counts,
         });
         let table = sink
             .table

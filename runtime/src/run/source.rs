@@ -8,7 +8,7 @@ use super::stages::SourceRows;
 use crate::delta::dead_letters::Origin;
 use crate::delta::{self, table};
 use crate::kafka::records::{self, Record};
-use crate::kafka::source::{KafkaSource, Mode, Positions, ranges_of};
+use crate::kafka::source::{EpochRecords, KafkaSource, Mode, Positions};
 use crate::pipeline::spec::{BatchPolicy, DeltaStart, KafkaConnection};
 use crate::pipeline::{Pipeline, Source};
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -134,6 +134,7 @@ impl EpochSource {
                 group_id,
                 start,
                 connection,
+                fail_on_data_loss,
             } => {
                 let positions: Positions = match resume {
                     Some(SourceRange::Kafka { positions, .. }) => positions
@@ -142,9 +143,16 @@ impl EpochSource {
                         .collect(),
                     _ => Positions::new(),
                 };
-                let source = KafkaSource::connect(connection, topics, group_id, *start, positions)
-                    .await
-                    .map_err(kafka_error(pipeline))?;
+                let source = KafkaSource::connect(
+                    connection,
+                    topics,
+                    group_id,
+                    *start,
+                    positions,
+                    !fail_on_data_loss,
+                )
+                .await
+                .map_err(kafka_error(pipeline))?;
                 Ok(EpochSource::Kafka {
                     source: Box::new(source),
                     connection: connection.clone(),
@@ -196,15 +204,14 @@ impl EpochSource {
                     Mode::Stream
                 };
                 loop {
-                    let records = source
+                    let epoch = source
                         .next_epoch(policy, mode, stop)
                         .await
                         .map_err(kafka_error(pipeline))?;
-                    if !records.is_empty() {
-                        return Ok(Some(kafka_fetched(
-                            &records,
-                            kafka_range(&records, &source.positions()),
-                        )));
+                    if !epoch.records.is_empty() {
+                        // Positions as the epoch began, with partitions it discovered.
+                        let range = kafka_range(&epoch, &source.positions());
+                        return Ok(Some(kafka_fetched(&epoch.records, range)));
                     }
                     if stop.load(Ordering::SeqCst) || (once && source.reached_start_watermarks()) {
                         return Ok(None);
@@ -294,11 +301,17 @@ impl EpochSource {
         }
     }
 
-    /// Notes that the epoch covering `range` is committed.
-    pub fn committed(&mut self, range: &SourceRange) {
+    /// Notes that the epoch covering `range` is committed: the next epoch
+    /// starts where it ended.
+    pub fn committed(&mut self, pipeline: &Pipeline, range: &SourceRange) -> Result<(), RunError> {
         match (self, range) {
-            (EpochSource::Kafka { source, .. }, SourceRange::Kafka { ranges, .. }) => {
-                source.committed(ranges)
+            (EpochSource::Kafka { source, .. }, SourceRange::Kafka { positions, .. }) => {
+                let next = positions
+                    .iter()
+                    .map(|p| ((p.topic.clone(), p.partition), p.offset))
+                    .collect();
+                tokio::task::block_in_place(|| source.committed(&next))
+                    .map_err(kafka_error(pipeline))?;
             }
             (
                 EpochSource::Delta {
@@ -308,24 +321,25 @@ impl EpochSource {
                 },
                 SourceRange::Delta { last, .. },
             ) => {
-                *next_version = (*next_version).max(last + 1);
+                *next_version = last + 1;
                 *unscanned = (*unscanned).max(*next_version);
             }
             _ => {}
         }
+        Ok(())
     }
 }
 
-/// The range of newly read `records` (in canonical order): their offset
-/// ranges, and every partition's next offset once they are done.
-fn kafka_range(records: &[Record], before: &Positions) -> SourceRange {
-    let ranges = ranges_of(records);
+/// The range of a newly read epoch: its offset ranges, and every
+/// partition's next offset once it is done (`before` for partitions it did
+/// not read from).
+fn kafka_range(epoch: &EpochRecords, before: &Positions) -> SourceRange {
     let mut after = before.clone();
-    for range in &ranges {
+    for range in &epoch.ranges {
         after.insert((range.topic.clone(), range.partition), range.end);
     }
     SourceRange::Kafka {
-        ranges,
+        ranges: epoch.ranges.clone(),
         positions: after
             .into_iter()
             .map(|((topic, partition), offset)| PartitionPosition {

@@ -25,8 +25,17 @@ async fn sigterm_finishes_the_epoch_and_a_restart_replays_nothing() {
         assert!(child.try_wait().unwrap().is_none(), "weir run exited early");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Stop it while the second half flows: once bronze has taken an epoch of it.
+    let bronze_before = commits(&fixture.table("bronze"));
     fixture.produce(second).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while commits(&fixture.table("bronze")) == bronze_before {
+        assert!(
+            Instant::now() < deadline,
+            "the second half was not picked up within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let terminate = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -1,0 +1,417 @@
+//! The continuity invariant of epoch ranges (I6 in `docs/exactly-once.md`):
+//! every epoch's source range starts exactly where the previous epoch's
+//! ended. For Kafka, each partition's range starts at the position the
+//! previous plan recorded for it, and positions move only by the ranges that
+//! cover them; for a Delta source the first version is one past the previous
+//! last. The epoch runner checks every new plan against the last committed
+//! (or replayed) one before writing it; `weir audit` checks whole histories.
+
+use super::epoch::SourceRange;
+use std::collections::BTreeMap;
+
+/// One way an epoch's range fails to continue the previous one, or is not
+/// consistent in itself. Each names the partition (or table) and the offsets
+/// (or versions) involved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Discontinuity {
+    /// A partition's range does not start at its previous position.
+    #[error(
+        "{partition}: range starts at offset {start} but the previous epoch ended at {previous_end} ({})",
+        offsets_between(*previous_end, *start)
+    )]
+    Offsets {
+        /// `topic[partition]`.
+        partition: String,
+        /// The previous epoch's recorded position.
+        previous_end: i64,
+        /// This epoch's range start.
+        start: i64,
+    },
+    /// A partition's position changed without a range covering the move.
+    #[error("{partition}: position moved from {from} to {to} without a range covering the offsets")]
+    PositionMoved {
+        /// `topic[partition]`.
+        partition: String,
+        /// The previous position.
+        from: i64,
+        /// The new position.
+        to: i64,
+    },
+    /// A partition the previous epoch had a position for has none.
+    #[error("{partition}: the position {from} recorded by the previous epoch is missing")]
+    PositionDropped {
+        /// `topic[partition]`.
+        partition: String,
+        /// The previous position.
+        from: i64,
+    },
+    /// A range is not consistent in itself.
+    #[error("{partition}: range [{start}, {end}) {reason}")]
+    BadRange {
+        /// `topic[partition]`.
+        partition: String,
+        /// Range start.
+        start: i64,
+        /// Range end.
+        end: i64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A Delta source skipped or re-read versions.
+    #[error(
+        "{table}: starts at version {first} but the previous epoch ended at version {previous_last} ({})",
+        versions_between(*previous_last, *first)
+    )]
+    Versions {
+        /// The source table.
+        table: String,
+        /// The previous epoch's last version.
+        previous_last: u64,
+        /// This epoch's first version.
+        first: u64,
+    },
+    /// A Delta range ends before it starts.
+    #[error("{table}: version range {first}..={last} is reversed")]
+    ReversedVersions {
+        /// The source table.
+        table: String,
+        /// First version.
+        first: u64,
+        /// Last version.
+        last: u64,
+    },
+    /// The source changed between epochs (another table, or another kind).
+    #[error("the source changed between epochs: {from} then {to}")]
+    SourceChanged {
+        /// The previous source.
+        from: String,
+        /// This epoch's source.
+        to: String,
+    },
+}
+
+fn offsets_between(previous_end: i64, start: i64) -> String {
+    if start > previous_end {
+        format!("offsets {previous_end}..{start} were never read")
+    } else {
+        format!("offsets {start}..{previous_end} would be read twice")
+    }
+}
+
+fn versions_between(previous_last: u64, first: u64) -> String {
+    if first > previous_last.saturating_add(1) {
+        format!(
+            "versions {}..={} were never read",
+            previous_last + 1,
+            first - 1
+        )
+    } else {
+        format!("versions {first}..={previous_last} would be read twice")
+    }
+}
+
+fn source_name(range: &SourceRange) -> String {
+    match range {
+        SourceRange::Kafka { .. } => "a Kafka source".into(),
+        SourceRange::Delta { table, .. } => format!("Delta table {table}"),
+    }
+}
+
+/// Every way `next` is inconsistent in itself or, when given, fails to
+/// continue `previous`. Empty when the invariant holds.
+pub fn violations(previous: Option<&SourceRange>, next: &SourceRange) -> Vec<Discontinuity> {
+    let mut found = consistency(next);
+    if let Some(previous) = previous {
+        found.extend(continuation(previous, next));
+    }
+    found
+}
+
+/// Checks of one range on its own.
+fn consistency(range: &SourceRange) -> Vec<Discontinuity> {
+    let mut found = Vec::new();
+    match range {
+        SourceRange::Kafka { ranges, positions } => {
+            let after: BTreeMap<(&str, i32), i64> = positions
+                .iter()
+                .map(|p| ((p.topic.as_str(), p.partition), p.offset))
+                .collect();
+            let mut seen = std::collections::BTreeSet::new();
+            for r in ranges {
+                let bad = |reason: String| Discontinuity::BadRange {
+                    partition: r.partition_name(),
+                    start: r.start,
+                    end: r.end,
+                    reason,
+                };
+                if !seen.insert((r.topic.as_str(), r.partition)) {
+                    found.push(bad("appears twice in one epoch".into()));
+                }
+                if r.end <= r.start {
+                    found.push(bad("is empty or reversed".into()));
+                    continue;
+                }
+                let width = u64::try_from(r.end - r.start).unwrap_or(u64::MAX);
+                let accounted = r.records.unwrap_or(0).saturating_add(r.lost);
+                if accounted > width {
+                    found.push(bad(format!(
+                        "claims {accounted} records and lost offsets in {width} offsets"
+                    )));
+                }
+                match after.get(&(r.topic.as_str(), r.partition)) {
+                    Some(&position) if position == r.end => {}
+                    Some(&position) => found.push(bad(format!(
+                        "ends at {} but the recorded next position is {position}",
+                        r.end
+                    ))),
+                    None => found.push(bad("has no recorded next position".into())),
+                }
+            }
+        }
+        SourceRange::Delta { table, first, last } => {
+            if last < first {
+                found.push(Discontinuity::ReversedVersions {
+                    table: table.clone(),
+                    first: *first,
+                    last: *last,
+                });
+            }
+        }
+    }
+    found
+}
+
+/// Checks that `next` starts where `previous` ended.
+fn continuation(previous: &SourceRange, next: &SourceRange) -> Vec<Discontinuity> {
+    let mut found = Vec::new();
+    match (previous, next) {
+        (
+            SourceRange::Kafka {
+                positions: before, ..
+            },
+            SourceRange::Kafka { ranges, positions },
+        ) => {
+            let name = |topic: &str, partition: i32| format!("{topic}[{partition}]");
+            let before: BTreeMap<(&str, i32), i64> = before
+                .iter()
+                .map(|p| ((p.topic.as_str(), p.partition), p.offset))
+                .collect();
+            let after: BTreeMap<(&str, i32), i64> = positions
+                .iter()
+                .map(|p| ((p.topic.as_str(), p.partition), p.offset))
+                .collect();
+            let ranged: BTreeMap<(&str, i32), i64> = ranges
+                .iter()
+                .map(|r| ((r.topic.as_str(), r.partition), r.start))
+                .collect();
+            for (&(topic, partition), &start) in &ranged {
+                // A partition without a previous position is new: it starts
+                // wherever the source chose (its earliest offset).
+                if let Some(&previous_end) = before.get(&(topic, partition))
+                    && previous_end != start
+                {
+                    found.push(Discontinuity::Offsets {
+                        partition: name(topic, partition),
+                        previous_end,
+                        start,
+                    });
+                }
+            }
+            for (&(topic, partition), &from) in &before {
+                match after.get(&(topic, partition)) {
+                    None => found.push(Discontinuity::PositionDropped {
+                        partition: name(topic, partition),
+                        from,
+                    }),
+                    Some(&to) if to != from && !ranged.contains_key(&(topic, partition)) => found
+                        .push(Discontinuity::PositionMoved {
+                            partition: name(topic, partition),
+                            from,
+                            to,
+                        }),
+                    Some(_) => {}
+                }
+            }
+        }
+        (
+            SourceRange::Delta {
+                table: before,
+                last: previous_last,
+                ..
+            },
+            SourceRange::Delta { table, first, .. },
+        ) => {
+            if before != table {
+                found.push(Discontinuity::SourceChanged {
+                    from: source_name(previous),
+                    to: source_name(next),
+                });
+            } else if *first != previous_last.saturating_add(1) {
+                found.push(Discontinuity::Versions {
+                    table: table.clone(),
+                    previous_last: *previous_last,
+                    first: *first,
+                });
+            }
+        }
+        _ => found.push(Discontinuity::SourceChanged {
+            from: source_name(previous),
+            to: source_name(next),
+        }),
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::source::OffsetRange;
+    use crate::run::epoch::PartitionPosition;
+
+    fn range(partition: i32, start: i64, end: i64, records: u64) -> OffsetRange {
+        OffsetRange {
+            topic: "orders".into(),
+            partition,
+            start,
+            end,
+            records: Some(records),
+            lost: 0,
+        }
+    }
+
+    fn kafka(ranges: Vec<OffsetRange>, positions: &[(i32, i64)]) -> SourceRange {
+        SourceRange::Kafka {
+            ranges,
+            positions: positions
+                .iter()
+                .map(|&(partition, offset)| PartitionPosition {
+                    topic: "orders".into(),
+                    partition,
+                    offset,
+                })
+                .collect(),
+        }
+    }
+
+    fn delta(first: u64, last: u64) -> SourceRange {
+        SourceRange::Delta {
+            table: "/t/bronze".into(),
+            first,
+            last,
+        }
+    }
+
+    #[test]
+    fn consecutive_kafka_epochs_pass() {
+        let previous = kafka(vec![range(2, 13962, 14922, 960)], &[(1, 50), (2, 14922)]);
+        let next = kafka(vec![range(2, 14922, 15316, 394)], &[(1, 50), (2, 15316)]);
+        assert_eq!(violations(Some(&previous), &next), vec![]);
+    }
+
+    /// The epoch that followed a replay in issue 9's incident: positions
+    /// continued from 14922 but the range began at 14979.
+    #[test]
+    fn regression_issue_9_a_range_after_a_replay_that_skips_offsets_is_refused() {
+        let previous = kafka(vec![range(2, 13962, 14922, 960)], &[(2, 14922)]);
+        let next = kafka(vec![range(2, 14979, 15316, 337)], &[(2, 15316)]);
+        let found = violations(Some(&previous), &next);
+        assert_eq!(
+            found,
+            vec![Discontinuity::Offsets {
+                partition: "orders[2]".into(),
+                previous_end: 14922,
+                start: 14979
+            }]
+        );
+        assert_eq!(
+            found[0].to_string(),
+            "orders[2]: range starts at offset 14979 but the previous epoch ended at 14922 (offsets 14922..14979 were never read)"
+        );
+    }
+
+    #[test]
+    fn table_of_kafka_violations() {
+        let previous = kafka(vec![range(0, 0, 10, 10)], &[(0, 10), (1, 7)]);
+        let cases: Vec<(&str, SourceRange, &str)> = vec![
+            (
+                "overlap",
+                kafka(vec![range(0, 8, 12, 4)], &[(0, 12), (1, 7)]),
+                "orders[0]: range starts at offset 8 but the previous epoch ended at 10 (offsets 8..10 would be read twice)",
+            ),
+            (
+                "position moved without a range",
+                kafka(vec![range(0, 10, 12, 2)], &[(0, 12), (1, 9)]),
+                "orders[1]: position moved from 7 to 9 without a range covering the offsets",
+            ),
+            (
+                "partition forgotten",
+                kafka(vec![range(0, 10, 12, 2)], &[(0, 12)]),
+                "orders[1]: the position 7 recorded by the previous epoch is missing",
+            ),
+            (
+                "position disagrees with range end",
+                kafka(vec![range(0, 10, 12, 2)], &[(0, 13), (1, 7)]),
+                "orders[0]: range [10, 12) ends at 12 but the recorded next position is 13",
+            ),
+            (
+                "more records than offsets",
+                kafka(vec![range(0, 10, 12, 3)], &[(0, 12), (1, 7)]),
+                "orders[0]: range [10, 12) claims 3 records and lost offsets in 2 offsets",
+            ),
+            (
+                "empty range",
+                kafka(vec![range(0, 10, 10, 0)], &[(0, 10), (1, 7)]),
+                "orders[0]: range [10, 10) is empty or reversed",
+            ),
+            (
+                "kind changed",
+                delta(4, 5),
+                "the source changed between epochs: a Kafka source then Delta table /t/bronze",
+            ),
+        ];
+        for (name, next, message) in cases {
+            let found: Vec<String> = violations(Some(&previous), &next)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(found, vec![message.to_string()], "{name}");
+        }
+    }
+
+    #[test]
+    fn a_new_partition_may_start_anywhere_and_lost_offsets_count_toward_the_range() {
+        let previous = kafka(vec![range(0, 0, 10, 10)], &[(0, 10)]);
+        let mut lost = range(0, 10, 40, 5);
+        lost.lost = 25;
+        let next = kafka(vec![lost, range(3, 100, 104, 4)], &[(0, 40), (3, 104)]);
+        assert_eq!(violations(Some(&previous), &next), vec![]);
+    }
+
+    #[test]
+    fn delta_versions_must_follow_on() {
+        assert_eq!(violations(Some(&delta(3, 5)), &delta(6, 9)), vec![]);
+        let gap = violations(Some(&delta(3, 5)), &delta(8, 9));
+        assert_eq!(
+            gap[0].to_string(),
+            "/t/bronze: starts at version 8 but the previous epoch ended at version 5 (versions 6..=7 were never read)"
+        );
+        let overlap = violations(Some(&delta(3, 5)), &delta(5, 9));
+        assert_eq!(
+            overlap[0].to_string(),
+            "/t/bronze: starts at version 5 but the previous epoch ended at version 5 (versions 5..=5 would be read twice)"
+        );
+        let other = SourceRange::Delta {
+            table: "/t/other".into(),
+            first: 6,
+            last: 6,
+        };
+        assert!(matches!(
+            violations(Some(&delta(3, 5)), &other)[..],
+            [Discontinuity::SourceChanged { .. }]
+        ));
+        assert!(matches!(
+            violations(None, &delta(5, 4))[..],
+            [Discontinuity::ReversedVersions { .. }]
+        ));
+    }
+}

@@ -1,0 +1,16 @@
+//! Weir's integration tests, as one test binary (like wasmtime's
+//! `tests/all`): the host and its dependencies link once for the whole
+//! suite. Each module covers one area; run one with
+//! `cargo test --release -p weir-tests --test all MODULE::`.
+
+mod cli;
+mod crash_safety;
+mod equivalence;
+mod failure_policy;
+mod golden;
+mod kafka_source;
+mod loading;
+mod orders_pipeline;
+mod pipeline_validation;
+mod run_modes;
+mod sandbox;
