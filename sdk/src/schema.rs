@@ -1,31 +1,37 @@
 //! The rules for whether a batch fits a port, shared by the host (which enforces
 //! them on plugin output) and the native test harness (so tests see the same).
 
-use arrow_schema::Schema;
+use arrow_schema::{Field, Schema};
 
 /// Checks that `actual` provides every column `declared` lists for an input
 /// port, with the same type. Extra columns are allowed.
 pub fn check_input_fits(declared: &Schema, actual: &Schema) -> Result<(), String> {
-    let mut problems = Vec::new();
-    for want in declared.fields() {
-        match actual.field_with_name(want.name()) {
-            Err(_) => problems.push(format!(
-                "column `{}` ({}) is missing",
-                want.name(),
-                want.data_type()
-            )),
-            Ok(got) if !got.data_type().equals_datatype(want.data_type()) => {
-                problems.push(format!(
-                    "column `{}` has type {}, expected {}",
-                    want.name(),
-                    got.data_type(),
-                    want.data_type()
-                ))
-            }
-            Ok(_) => {}
-        }
+    join(
+        declared
+            .fields()
+            .iter()
+            .filter_map(|want| column_problem(want, actual))
+            .collect(),
+    )
+}
+
+/// What is wrong with `actual`'s column for the declared field `want`:
+/// missing, or of another type.
+fn column_problem(want: &Field, actual: &Schema) -> Option<String> {
+    match actual.field_with_name(want.name()) {
+        Err(_) => Some(format!(
+            "column `{}` ({}) is missing",
+            want.name(),
+            want.data_type()
+        )),
+        Ok(got) if !got.data_type().equals_datatype(want.data_type()) => Some(format!(
+            "column `{}` has type {}, expected {}",
+            want.name(),
+            got.data_type(),
+            want.data_type()
+        )),
+        Ok(_) => None,
     }
-    join(problems)
 }
 
 /// Checks that `actual` is exactly `declared` for an output port: same columns,
@@ -36,25 +42,16 @@ pub fn check_input_fits(declared: &Schema, actual: &Schema) -> Result<(), String
 pub fn check_output_fits(declared: &Schema, actual: &Schema) -> Result<(), String> {
     let mut problems = Vec::new();
     for want in declared.fields() {
-        match actual.field_with_name(want.name()) {
-            Err(_) => problems.push(format!(
-                "column `{}` ({}) is missing",
-                want.name(),
-                want.data_type()
-            )),
-            Ok(got) if !got.data_type().equals_datatype(want.data_type()) => {
-                problems.push(format!(
-                    "column `{}` has type {}, expected {}",
-                    want.name(),
-                    got.data_type(),
-                    want.data_type()
-                ))
-            }
-            Ok(got) if got.is_nullable() && !want.is_nullable() => problems.push(format!(
+        match (
+            column_problem(want, actual),
+            actual.field_with_name(want.name()),
+        ) {
+            (Some(problem), _) => problems.push(problem),
+            (None, Ok(got)) if got.is_nullable() && !want.is_nullable() => problems.push(format!(
                 "column `{}` is nullable, but the port declares it non-null",
                 want.name()
             )),
-            Ok(_) => {}
+            _ => {}
         }
     }
     for got in actual.fields() {

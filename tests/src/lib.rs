@@ -77,3 +77,19 @@ pub fn to_jsonl(batch: &RecordBatch) -> String {
     weir_runtime::files::write_jsonl(&mut bytes, batch).expect("batch encodes as JSON");
     String::from_utf8(bytes).expect("JSON is UTF-8")
 }
+
+/// Validates a loaded pipeline file (panicking with every problem if it is
+/// invalid) and runs it once (`weir run --once`), returning the run's result.
+pub async fn run_once(
+    file: weir_runtime::pipeline::PipelineFile,
+) -> Result<Vec<weir_runtime::run::PipelineReport>, weir_runtime::run::RunError> {
+    let prepared = weir_runtime::pipeline::validate_file(file, engine())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    weir_runtime::run::run_file(
+        prepared,
+        weir_runtime::run::RunOptions { once: true },
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    )
+    .await
+}

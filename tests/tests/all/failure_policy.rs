@@ -7,12 +7,10 @@
 //! runs the plugin version its plan recorded, or refuses naming the stage.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use weir_runtime::audit::delta_log;
 use weir_runtime::kafka::producer;
 use weir_runtime::pipeline;
-use weir_runtime::run::{PipelineReport, RunError, RunOptions, run_file};
+use weir_runtime::run::{PipelineReport, RunError};
 use weir_tests::orders::OrdersFixture;
 
 /// One pipeline, `tag`: Kafka topic → the `drift` plugin → Delta table `tagged`.
@@ -92,16 +90,7 @@ mode = "append"
             plugin = self.plugin.display(),
         );
         std::fs::write(&file, text).unwrap();
-        let loaded = pipeline::read(&file).unwrap_or_else(|e| panic!("{e}"));
-        let prepared = pipeline::validate_file(loaded, weir_tests::engine())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        run_file(
-            prepared,
-            RunOptions { once: true },
-            Arc::new(AtomicBool::new(false)),
-        )
-        .await
+        weir_tests::run_once(pipeline::read(&file).unwrap_or_else(|e| panic!("{e}"))).await
     }
 }
 

@@ -4,26 +4,17 @@
 //! produced events, dead letters exactly the malformed messages; a second run
 //! reprocesses nothing; more events later are added incrementally.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use weir_runtime::demo::orders::generate;
 use weir_runtime::pipeline;
-use weir_runtime::run::{PipelineReport, RunOptions, run_file};
+use weir_runtime::run::PipelineReport;
 use weir_tests::orders::{OrdersFixture, assert_tables, expected, pipeline_file};
 
 async fn run_once(fixture: &OrdersFixture) -> Vec<PipelineReport> {
     let file = pipeline::read_with(&pipeline_file(), &fixture.variables())
         .expect("the example file loads");
-    let prepared = pipeline::validate_file(file, weir_tests::engine())
+    weir_tests::run_once(file)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    run_file(
-        prepared,
-        RunOptions { once: true },
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,16 +71,9 @@ async fn changing_the_topics_under_a_checkpoint_is_refused_naming_the_partitions
         .expect("topic created");
     fixture.produce(&generate(50, 22)).await;
     let file = pipeline::read_with(&pipeline_file(), &fixture.variables()).unwrap();
-    let prepared = pipeline::validate_file(file, weir_tests::engine())
+    let error = weir_tests::run_once(file)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let error = run_file(
-        prepared,
-        RunOptions { once: true },
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .expect_err("the changed source is refused");
+        .expect_err("the changed source is refused");
     let message = error.to_string();
     for expected in [
         "pipeline `bronze`: refusing to plan epoch 2: its source range does not continue epoch 1",
