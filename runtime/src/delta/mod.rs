@@ -6,6 +6,7 @@
 
 pub mod commit_info;
 pub mod dead_letters;
+pub mod merge_update;
 pub mod query;
 pub mod sink;
 pub mod source;

@@ -4,7 +4,7 @@
 //! with no rows still commits (an empty write), so every sink's `txn` version
 //! says exactly which epochs it holds.
 
-use super::{DeltaError, commit_info, table};
+use super::{DeltaError, commit_info, merge_update, table};
 use crate::pipeline::spec::{MergeSpec, SinkMode};
 use arrow::array::RecordBatch;
 use arrow::compute::cast;
@@ -101,7 +101,7 @@ impl SinkTarget {
             .map(|k| format!("t.{} = s.{}", quote(k), quote(k)))
             .collect::<Vec<_>>()
             .join(" AND ");
-        let updates: Vec<(String, String)> = if merge.update.is_empty() {
+        let written: Vec<(String, String)> = if merge.update.is_empty() {
             columns
                 .iter()
                 .filter(|c| !merge.on.contains(c))
@@ -114,6 +114,18 @@ impl SinkTarget {
                 .map(|(c, e)| (c.clone(), e.clone()))
                 .collect()
         };
+        let schema = batches[0].schema();
+        let updates = written
+            .into_iter()
+            .map(|(column, sql)| {
+                merge_update::plan(&sql, &column, &schema, &merge.on)
+                    .map(|expr| (column.clone(), expr))
+                    .map_err(|reason| DeltaError::Schema {
+                        table: self.path.clone(),
+                        reason: format!("merge update of column `{column}` = `{sql}`: {reason}"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let when = merge.when.clone();
         let (table, _metrics) = table
             .merge(source, predicate)
@@ -240,4 +252,97 @@ fn check_unique_keys(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    fn totals(category: &str, total: i64) -> RecordBatch {
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("category", DataType::Utf8, false),
+                Field::new("total", DataType::Int64, true),
+            ])),
+            vec![
+                Arc::new(StringArray::from(vec![category])),
+                Arc::new(Int64Array::from(vec![total])),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// A gold merge `t.total + s.total` past `i64::MAX` fails the epoch,
+    /// naming the column and key, and leaves the table as it was.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn regression_issue_10_gold_merge_sum_overflow_fails_the_epoch_and_keeps_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gold");
+        let schema = table::to_delta_schema(&totals("x", 0).schema()).unwrap();
+        let created = table::create(&path, &schema, &[], &BTreeMap::new(), Vec::new())
+            .await
+            .unwrap();
+        let sink = SinkTarget {
+            path: path.clone(),
+            app_id: "weir:gold:totals".into(),
+            mode: SinkMode::Merge,
+            merge: Some(MergeSpec {
+                on: vec!["category".into()],
+                when: None,
+                update: BTreeMap::from([("total".into(), "t.total + s.total".into())]),
+            }),
+        };
+        let record = serde_json::json!({});
+        let table = sink
+            .write_epoch(
+                created,
+                vec![totals("books", 9_223_372_036_854_775_000)],
+                1,
+                record.clone(),
+            )
+            .await
+            .unwrap();
+        let version = table.version();
+        let table = sink
+            .write_epoch(table, vec![totals("books", 1_000)], 2, record.clone())
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(table.contains(merge_update::OVERFLOW), "{table}");
+        assert!(table.contains("column `total`"), "{table}");
+        assert!(table.contains("category = books"), "{table}");
+        let reopened = table::open_existing(&path).await.unwrap();
+        assert_eq!(reopened.version(), version);
+        let rows = crate::delta::query::query(&path, "SELECT total FROM t")
+            .await
+            .unwrap();
+        let total = rows[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(total, 9_223_372_036_854_775_000);
+        // A sum that fits still merges exactly.
+        let fits = sink
+            .write_epoch(reopened, vec![totals("books", 807)], 2, record)
+            .await
+            .unwrap();
+        assert_eq!(fits.version(), version.map(|v| v + 1));
+        let rows = crate::delta::query::query(&path, "SELECT total FROM t")
+            .await
+            .unwrap();
+        let total = rows[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(total, i64::MAX);
+    }
 }

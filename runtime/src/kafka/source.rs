@@ -407,8 +407,14 @@ impl KafkaSource {
             if records.is_empty() && stop.load(Ordering::SeqCst) {
                 break;
             }
+            // Never wait longer than IDLE_POLL at once: the `--once` end
+            // condition (idle at the start watermarks) and `stop` are only
+            // looked at between receives (issue 10: a `--once` run used to sit
+            // out the whole `max_wait` after its last record).
             let wait = match deadline {
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                Some(deadline) => deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(IDLE_POLL),
                 None => IDLE_POLL,
             };
             if deadline.is_some() && wait.is_zero() {

@@ -352,21 +352,26 @@ async fn check_pipeline(
             for column in merge.update.keys() {
                 require_column("merge.update", column);
             }
-            let expressions = merge
-                .when
-                .iter()
-                .map(|w| ("merge.when".to_string(), w.clone()))
-                .chain(
-                    merge
-                        .update
-                        .iter()
-                        .map(|(c, e)| (format!("merge.update.{c}"), e.clone())),
+            if let Some(when) = &merge.when
+                && let Err(reason) = parse_sql_expression(when)
+            {
+                problem(
+                    format!("{at} > merge.when"),
+                    format!("`{when}` is not a valid SQL expression: {reason}"),
                 );
-            for (key, expression) in expressions {
-                if let Err(reason) = parse_sql_expression(&expression) {
+            }
+            for (column, expression) in &merge.update {
+                if schema.field_with_name(column).is_err() {
+                    continue; // reported above
+                }
+                if let Err(reason) =
+                    crate::delta::merge_update::plan(expression, column, &schema, &merge.on)
+                {
                     problem(
-                        format!("{at} > {key}"),
-                        format!("`{expression}` is not a valid SQL expression: {reason}"),
+                        format!("{at} > merge.update.{column}"),
+                        format!(
+                            "`{expression}` is not a valid SQL expression over `t` and `s`: {reason}"
+                        ),
                     );
                 }
             }

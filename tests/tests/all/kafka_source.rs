@@ -176,3 +176,34 @@ async fn moving_the_positions_back_under_a_running_consumer_skips_nothing() {
     assert_eq!(offsets(&records), (100..end).collect::<Vec<_>>());
     assert_eq!(ranges[0][0].start, 100);
 }
+
+/// Issue 10: a `--once` epoch ends once the source is idle at the start
+/// watermarks, not when `max_wait` runs out (the receive used to block for
+/// the whole remaining `max_wait` after the last record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_issue_10_once_does_not_sit_out_max_wait() {
+    let fixture = OrdersFixture::start(1).await;
+    let end = produce(&fixture, 50, 3).await;
+    let source = KafkaSource::connect(
+        &fixture.connection(),
+        &[TOPIC.to_string()],
+        "regression-issue-10-once",
+        KafkaStart::Earliest,
+        Positions::new(),
+        false,
+    )
+    .await
+    .expect("the source connects");
+    let max_wait = Duration::from_secs(600);
+    let policy = BatchPolicy {
+        max_wait,
+        ..policy()
+    };
+    let stop = AtomicBool::new(false);
+    let next = source.next_epoch(&policy, Mode::UntilStartWatermarks, &stop);
+    let epoch = tokio::time::timeout(max_wait / 4, next)
+        .await
+        .expect("the epoch closes long before max_wait")
+        .expect("next epoch");
+    assert_eq!(offsets(&epoch.records), (0..end).collect::<Vec<_>>());
+}

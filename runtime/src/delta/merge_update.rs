@@ -1,0 +1,262 @@
+//! Overflow-checked merge update expressions. DataFusion evaluates `t.s + s.s`
+//! on `BIGINT` columns with wrapping arithmetic (its `fail_on_overflow` is off
+//! for SQL), so a gold total past `i64::MAX` would silently turn negative.
+//! Weir therefore plans every update expression of an integer or decimal
+//! column itself: integer column references are widened to `DECIMAL(38,0)`
+//! (decimals to precision 38 at their scale), where the sum or product of two
+//! 64-bit values cannot overflow, and the result goes through
+//! `weir_checked_update`, which returns it in the column's type or fails the
+//! merge with an error naming the column, the expression, the value and the
+//! row's merge key. Nothing is committed when it fails (the merge is one Delta
+//! commit). Float columns follow IEEE 754 (an overflow is `±inf`, visible).
+
+#[cfg(test)]
+use arrow::array::RecordBatch;
+use arrow::array::{Array, ArrayRef};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, Schema};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use deltalake::datafusion::common::tree_node::{Transformed, TreeNode};
+use deltalake::datafusion::common::{DFSchema, DataFusionError, ExprSchema, Result as DfResult};
+use deltalake::datafusion::logical_expr::expr::Cast;
+use deltalake::datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use deltalake::datafusion::prelude::{SessionContext, col};
+
+/// Target alias of merge expressions (`t.column`).
+pub const TARGET: &str = "t";
+/// Source alias of merge expressions (`s.column`).
+pub const SOURCE: &str = "s";
+
+/// Plans the update expression `sql` for `column` of a table with `schema`
+/// (both `t` and `s` have this schema), checked against overflow when the
+/// column is an integer or decimal. `keys` are the merge key columns, named in
+/// the error. Errors: the expression does not parse or names unknown columns
+/// (message from DataFusion).
+pub fn plan(sql: &str, column: &str, schema: &Schema, keys: &[String]) -> Result<Expr, String> {
+    let both = qualified(TARGET, schema)?
+        .join(&qualified(SOURCE, schema)?)
+        .map_err(|e| e.to_string())?;
+    let parsed = SessionContext::new()
+        .parse_sql_expr(sql, &both)
+        .map_err(|e| e.to_string())?;
+    let target = schema
+        .field_with_name(column)
+        .map_err(|_| format!("the table has no column `{column}`"))?
+        .data_type()
+        .clone();
+    if widened(&target).is_none() {
+        return Ok(parsed);
+    }
+    let widened_expr = parsed
+        .transform_up(|expr| {
+            let Expr::Column(reference) = &expr else {
+                return Ok(Transformed::no(expr));
+            };
+            let data_type = both.field_from_column(reference)?.data_type().clone();
+            Ok(match widened(&data_type) {
+                Some(wide) => Transformed::yes(Expr::Cast(Cast::new(Box::new(expr), wide))),
+                None => Transformed::no(expr),
+            })
+        })
+        .map_err(|e| e.to_string())?
+        .data;
+    let check = ScalarUDF::from(CheckedUpdate {
+        column: column.to_string(),
+        expression: sql.to_string(),
+        keys: keys.to_vec(),
+        target,
+        signature: Signature::variadic_any(Volatility::Immutable),
+    });
+    let mut args = vec![widened_expr];
+    args.extend(
+        keys.iter()
+            .map(|k| col(format!("{SOURCE}.{}", quote_ident(k)))),
+    );
+    Ok(check.call(args))
+}
+
+fn qualified(alias: &str, schema: &Schema) -> Result<DFSchema, String> {
+    DFSchema::try_from_qualified_schema(alias, schema).map_err(|e| e.to_string())
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The exact wide type arithmetic on `data_type` is done in, if it is an
+/// integer or decimal type.
+fn widened(data_type: &DataType) -> Option<DataType> {
+    match data_type {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => Some(DataType::Decimal128(38, 0)),
+        DataType::Decimal128(_, scale) => Some(DataType::Decimal128(38, *scale)),
+        _ => None,
+    }
+}
+
+/// `weir_checked_update(value, key...)`: `value` in the target column's type,
+/// or an error naming the column, expression, value and key.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CheckedUpdate {
+    column: String,
+    expression: String,
+    keys: Vec<String>,
+    target: DataType,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for CheckedUpdate {
+    fn name(&self) -> &str {
+        "weir_checked_update"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(self.target.clone())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<DfResult<Vec<ArrayRef>>>()?;
+        let value = &arrays[0];
+        // A safe cast turns values out of the target's range into nulls; any
+        // null that was not null before is an overflow.
+        let options = CastOptions {
+            safe: true,
+            ..CastOptions::default()
+        };
+        let fitted = cast_with_options(value, &self.target, &options)?;
+        if fitted.null_count() != value.null_count()
+            && let Some(row) = (0..rows).find(|&r| value.is_valid(r) && fitted.is_null(r))
+        {
+            return Err(DataFusionError::Execution(self.overflow(&arrays, row)));
+        }
+        Ok(ColumnarValue::Array(fitted))
+    }
+}
+
+impl CheckedUpdate {
+    fn overflow(&self, arrays: &[ArrayRef], row: usize) -> String {
+        let show = |array: &ArrayRef| {
+            ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
+                .map(|f| f.value(row).to_string())
+                .unwrap_or_else(|_| "?".into())
+        };
+        let key = self
+            .keys
+            .iter()
+            .zip(&arrays[1..])
+            .map(|(k, a)| format!("{k} = {}", show(a)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{OVERFLOW}: merge update of column `{}` = `{}` gives {} for the row with {key}, which does not fit the column's type {}; nothing of this epoch was committed. Widen the column (e.g. DECIMAL(38,0)) or change the expression",
+            self.column,
+            self.expression,
+            show(&arrays[0]),
+            self.target,
+        )
+    }
+}
+
+/// The start of every overflow message, for callers that classify errors.
+pub const OVERFLOW: &str = "numeric overflow";
+
+/// Evaluates planned update expressions over `batch` joined with itself on
+/// `k` as `t` and `s` (the merge itself runs them inside deltalake).
+#[cfg(test)]
+async fn evaluate(batch: RecordBatch, exprs: Vec<Expr>) -> DfResult<Vec<RecordBatch>> {
+    let context = SessionContext::new();
+    let target = context.read_batch(batch.clone())?.alias(TARGET)?;
+    let source = context.read_batch(batch)?.alias(SOURCE)?;
+    target
+        .join_on(
+            source,
+            deltalake::datafusion::common::JoinType::Inner,
+            [col("t.k").eq(col("s.k"))],
+        )?
+        .select(exprs)?
+        .collect()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::Field;
+    use std::sync::Arc;
+
+    fn table(values: Vec<i64>) -> RecordBatch {
+        let keys: Vec<String> = (0..values.len()).map(|i| format!("k{i}")).collect();
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Utf8, false),
+                Field::new("total", DataType::Int64, true),
+            ])),
+            vec![
+                Arc::new(StringArray::from(keys)),
+                Arc::new(Int64Array::from(values)),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn sums_in_range_are_exact() {
+        let batch = table(vec![4_611_686_018_427_387_903, -7]);
+        let expr = plan("t.total + s.total", "total", &batch.schema(), &["k".into()]).unwrap();
+        let out = evaluate(batch, vec![expr]).await.unwrap();
+        let column = out[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let mut values: Vec<i64> = column.values().to_vec();
+        values.sort();
+        assert_eq!(values, vec![-14, 9_223_372_036_854_775_806]);
+    }
+
+    #[tokio::test]
+    async fn regression_issue_10_merge_update_sum_past_i64_max_is_an_error_not_a_wrap() {
+        let batch = table(vec![9_223_372_036_854_775_000, 1]);
+        let expr = plan("t.total + s.total", "total", &batch.schema(), &["k".into()]).unwrap();
+        let error = evaluate(batch, vec![expr]).await.unwrap_err().to_string();
+        assert!(error.contains(OVERFLOW), "{error}");
+        assert!(
+            error.contains("column `total` = `t.total + s.total`"),
+            "{error}"
+        );
+        assert!(error.contains("18446744073709550000"), "{error}");
+        assert!(error.contains("k = k0"), "{error}");
+    }
+
+    #[test]
+    fn unknown_columns_are_reported_when_planning() {
+        let batch = table(vec![1]);
+        let error = plan("t.totl + 1", "total", &batch.schema(), &[]).unwrap_err();
+        assert!(error.contains("totl"), "{error}");
+    }
+
+    #[test]
+    fn float_and_string_columns_keep_the_expression_as_written() {
+        let schema = Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]);
+        let planned = plan("t.x + s.x", "x", &schema, &[]).unwrap();
+        assert!(!planned.to_string().contains("weir_checked_update"));
+    }
+}
