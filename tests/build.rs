@@ -8,10 +8,12 @@ mod plugin_build;
 
 use std::path::{Path, PathBuf};
 
-const PLUGINS: [&str; 5] = [
+const PLUGINS: [&str; 7] = [
     "parse-json",
+    "parse-csv",
     "filter-paid",
     "aggregate",
+    "join",
     "misbehave",
     "drift",
 ];

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod bindings;
 pub mod cache;
+pub mod connector;
 pub mod delta;
 pub mod demo;
 pub mod determinism;
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod files;
 pub mod kafka;
+pub mod landing;
 pub mod limits;
 pub mod pipeline;
 pub mod plugin;

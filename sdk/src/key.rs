@@ -5,7 +5,14 @@
 //! WebAssembly plugin is a byte-at-a-time loop behind a function call. A
 //! [`ByteKey`] compares its bytes a word at a time, inline, and gives the same
 //! answers.
+//!
+//! [`KeyColumns`] and [`KeyIndex`] extend this to keys of one or more columns
+//! of any key type (joins, lookups): hashed a column at a time, matched
+//! across batches, nulls never equal.
 
+mod columns;
+
+pub use columns::{KEY_TYPES, KeyColumns, KeyIndex, comparable_keys};
 use std::hash::{Hash, Hasher};
 
 /// A borrowed string or binary value used as a key; equal when the bytes are.

@@ -73,6 +73,7 @@ extern crate self as weir_sdk;
 
 mod config;
 mod error;
+pub mod fields;
 pub mod filter;
 mod guest;
 mod io;

@@ -13,8 +13,10 @@ use weir_runtime::{EngineOptions, LoadedPlugin, PluginEngine};
 pub fn wasm_path(plugin: &str) -> PathBuf {
     PathBuf::from(match plugin {
         "parse-json" => env!("WEIR_WASM_PARSE_JSON"),
+        "parse-csv" => env!("WEIR_WASM_PARSE_CSV"),
         "filter-paid" => env!("WEIR_WASM_FILTER_PAID"),
         "aggregate" => env!("WEIR_WASM_AGGREGATE"),
+        "join" => env!("WEIR_WASM_JOIN"),
         "misbehave" => env!("WEIR_WASM_MISBEHAVE"),
         "drift" => env!("WEIR_WASM_DRIFT"),
         other => panic!("no test component called {other}"),

@@ -261,7 +261,8 @@ async fn rows(table: &Path, sql: &str) -> Vec<RecordBatch> {
         .unwrap_or_else(|e| panic!("querying {}: {e}", table.display()))
 }
 
-fn strings(batches: &[RecordBatch], column: usize) -> Vec<String> {
+/// Column `column` of `batches` as strings (any string type; nulls as `<null>`).
+pub fn strings(batches: &[RecordBatch], column: usize) -> Vec<String> {
     batches
         .iter()
         .flat_map(|b| {

@@ -3,13 +3,14 @@
 //! allocating, undeclared keys skipped. On a bad row it says which field is
 //! wrong and why; the caller then rolls the columns back to the last good row.
 
-use crate::columns::Column;
-use crate::spec::{FieldSpec, TimestampFormat, ValueType};
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
+use weir_sdk::fields::{
+    Column, FieldSpec, Integer, TimestampFormat, ValueType, date_days, integer_value, key_word,
+    seconds_to_micros, timestamp,
+};
 
 /// Why a row was rejected: the dotted path of the field and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +152,7 @@ struct KeySeed<'s> {
 
 impl KeySeed<'_> {
     fn find(&self, key: &str) -> Option<usize> {
-        let (n, word) = (self.fields.len(), crate::spec::key_word(key.as_bytes()));
+        let (n, word) = (self.fields.len(), key_word(key.as_bytes()));
         (0..n)
             .map(|i| (self.hint + i) % n)
             .find(|&i| self.fields[i].is_named(key, word))
@@ -374,9 +375,9 @@ impl ValueSeed<'_, '_> {
             let mut inner = serde_json::Deserializer::from_str(literal);
             return inner.deserialize_any(self).map_err(E::custom);
         }
-        match crate::number::integer_value(literal) {
-            crate::number::Integer::Exact(n) => self.integer(n, &literal),
-            crate::number::Integer::TooLarge => {
+        match integer_value(literal) {
+            Integer::Exact(n) => self.integer(n, &literal),
+            Integer::TooLarge => {
                 let what = match self.ty {
                     ValueType::Int32 => "does not fit a 32-bit integer",
                     ValueType::Int64 => "does not fit a 64-bit integer",
@@ -384,7 +385,7 @@ impl ValueSeed<'_, '_> {
                 };
                 Err(self.invalid(format!("{literal} {what}")))
             }
-            crate::number::Integer::Fraction => match self.ty {
+            Integer::Fraction => match self.ty {
                 ValueType::Int32 => Err(self.invalid(format!("{literal} is not a 32-bit integer"))),
                 ValueType::Int64 => Err(self.invalid(format!("{literal} is not a 64-bit integer"))),
                 ValueType::Timestamp(TimestampFormat::EpochSeconds) => {
@@ -410,14 +411,11 @@ impl ValueSeed<'_, '_> {
             },
             ValueType::Float64 => self.column.push_f64(n as f64),
             ValueType::Timestamp(format) => {
-                let scale = match format {
-                    TimestampFormat::EpochSeconds => 1_000_000,
-                    TimestampFormat::EpochMillis => 1_000,
-                    TimestampFormat::EpochMicros => 1,
-                    _ => return Err(self.mismatch(de::Unexpected::Signed(0))),
+                let Some(scale) = format.micros_per_unit() else {
+                    return Err(self.mismatch(de::Unexpected::Signed(0)));
                 };
                 match n
-                    .checked_mul(scale)
+                    .checked_mul(i128::from(scale))
                     .and_then(|micros| i64::try_from(micros).ok())
                 {
                     Some(micros) => self.column.push_micros(micros),
@@ -485,13 +483,10 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
         match self.ty {
             ValueType::Float64 => self.column.push_f64(v),
-            ValueType::Timestamp(TimestampFormat::EpochSeconds) => {
-                let micros = (v * 1e6).round();
-                if !(micros.is_finite() && micros.abs() < 9.2e18) {
-                    return Err(self.invalid(format!("{v} is out of range")));
-                }
-                self.column.push_micros(micros as i64);
-            }
+            ValueType::Timestamp(TimestampFormat::EpochSeconds) => match seconds_to_micros(v) {
+                Some(micros) => self.column.push_micros(micros),
+                None => return Err(self.invalid(format!("{v} is out of range"))),
+            },
             ValueType::Timestamp(TimestampFormat::EpochMillis | TimestampFormat::EpochMicros) => {
                 return Err(self.invalid(format!("{v} is not a whole number")));
             }
@@ -515,15 +510,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
                 Err(Some(problem)) => return Err(self.invalid(problem)),
                 Err(None) => return Err(self.mismatch(de::Unexpected::Str(v))),
             },
-            ValueType::Date(pattern) => match NaiveDate::parse_from_str(v, pattern) {
-                Ok(date) => self
-                    .column
-                    .push_days(date.signed_duration_since(NaiveDate::default()).num_days() as i32),
-                Err(e) => {
-                    return Err(
-                        self.invalid(format!("`{v}` is not a date in format `{pattern}` ({e})"))
-                    );
-                }
+            ValueType::Date(pattern) => match date_days(v, pattern) {
+                Ok(days) => self.column.push_days(days),
+                Err(problem) => return Err(self.invalid(problem)),
             },
             _ => return Err(self.mismatch(de::Unexpected::Str(v))),
         }
@@ -561,46 +550,5 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<bool, A::Error> {
         Err(self.mismatch(de::Unexpected::Map))
-    }
-}
-
-/// Microseconds since the epoch; `Err(None)` when a string is the wrong kind of
-/// value for `format`, `Err(Some(reason))` when the text does not parse.
-/// The common ISO 8601 shape is read inline; the rest goes to chrono.
-#[inline]
-pub fn timestamp(text: &str, format: &TimestampFormat) -> Result<i64, Option<String>> {
-    if let TimestampFormat::Iso8601 = format
-        && let Some(micros) = crate::rfc3339::parse_micros(text)
-    {
-        return Ok(micros);
-    }
-    timestamp_by_chrono(text, format)
-}
-
-/// [`timestamp`] for the shapes its inline reader leaves to chrono.
-#[inline(never)]
-fn timestamp_by_chrono(text: &str, format: &TimestampFormat) -> Result<i64, Option<String>> {
-    match format {
-        TimestampFormat::Iso8601 => {
-            if let Ok(zoned) = DateTime::parse_from_rfc3339(text) {
-                return Ok(zoned.timestamp_micros());
-            }
-            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-                .iter()
-                .find_map(|pattern| NaiveDateTime::parse_from_str(text, pattern).ok())
-                .map(|naive| naive.and_utc().timestamp_micros())
-                .ok_or_else(|| Some(format!("`{text}` is not an ISO 8601 timestamp")))
-        }
-        TimestampFormat::Pattern { pattern, zoned } => {
-            let parsed = if *zoned {
-                DateTime::parse_from_str(text, pattern).map(|t| t.timestamp_micros())
-            } else {
-                NaiveDateTime::parse_from_str(text, pattern).map(|t| t.and_utc().timestamp_micros())
-            };
-            parsed.map_err(|e| Some(format!("`{text}` does not match format `{pattern}` ({e})")))
-        }
-        TimestampFormat::EpochSeconds
-        | TimestampFormat::EpochMillis
-        | TimestampFormat::EpochMicros => Err(None),
     }
 }

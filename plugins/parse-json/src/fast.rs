@@ -12,10 +12,8 @@
 //! `Result` per token, which compiled code in the wasm sandbox pays for far
 //! more than native code does. This one is a few tight loops over bytes.
 
-use crate::columns::Column;
-use crate::convert::timestamp;
-use crate::spec::{FieldSpec, TimestampFormat, ValueType, key_word};
 use std::ops::ControlFlow;
+use weir_sdk::fields::{Column, FieldSpec, ValueType, key_word, timestamp};
 
 /// Deepest nesting the fast path follows; deeper rows take the full parser.
 const MAX_DEPTH: usize = 64;
@@ -368,13 +366,7 @@ impl<'a> Scan<'a> {
             (Number::Integer(n), ValueType::Float64) => column.push_f64(n as f64),
             (Number::Float(x), ValueType::Float64) => column.push_f64(x),
             (Number::Integer(n), ValueType::Timestamp(format)) => {
-                let scale = match format {
-                    TimestampFormat::EpochSeconds => 1_000_000,
-                    TimestampFormat::EpochMillis => 1_000,
-                    TimestampFormat::EpochMicros => 1,
-                    _ => return None,
-                };
-                column.push_micros(n.checked_mul(scale)?);
+                column.push_micros(n.checked_mul(format.micros_per_unit()?)?);
             }
             _ => return None,
         }

@@ -3,17 +3,12 @@
 //! not valid JSON or breaks the schema goes to `rejected` with its raw bytes,
 //! row index and a reason naming the field; good rows go to `out`.
 
-mod columns;
 mod convert;
 mod fast;
-mod number;
-mod rfc3339;
-mod spec;
 
-use columns::Column;
 use serde::Deserialize;
-use spec::{FieldConfig, FieldSpec};
 use std::sync::Arc;
+use weir_sdk::fields::{Column, FieldConfig, FieldSpec};
 use weir_sdk::prelude::*;
 
 /// The plugin's config.
@@ -79,8 +74,8 @@ impl Plugin for ParseJson {
     }
 
     fn configure(config: Config) -> Result<Self, PluginError> {
-        let fields = spec::validate_fields(&config.fields, "fields")?;
-        let out_schema = Arc::new(Schema::new(spec::arrow_fields(&fields)));
+        let fields = weir_sdk::fields::validate_fields(&config.fields, "fields")?;
+        let out_schema = Arc::new(Schema::new(weir_sdk::fields::arrow_fields(&fields)));
         Ok(ParseJson {
             input_column: config.input_column,
             fields,
@@ -190,22 +185,7 @@ fn config_schema() -> serde_json::Value {
             "unknown_fields": {"enum": ["ignore", "reject"], "default": "ignore"},
             "fields": {"type": "array", "items": {"$ref": "#/$defs/field"}}
         },
-        "$defs": {
-            "field": {
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["type"],
-                "properties": {
-                    "name": {"type": "string"},
-                    "type": {"enum": ["string", "int32", "int64", "float64", "boolean", "timestamp", "date", "struct", "list"],
-                             "description": "Spark names are accepted too: int, integer, long, bigint, double, float, bool, array."},
-                    "required": {"type": "boolean", "default": false},
-                    "format": {"type": "string", "description": "timestamp: iso8601 (default), epoch_seconds, epoch_millis, epoch_micros or a strftime pattern; date: a strftime pattern (default %Y-%m-%d)."},
-                    "fields": {"type": "array", "items": {"$ref": "#/$defs/field"}},
-                    "items": {"$ref": "#/$defs/field"}
-                }
-            }
-        }
+        "$defs": {"field": weir_sdk::fields::field_schema(true)}
     })
 }
 

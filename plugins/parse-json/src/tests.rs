@@ -2,6 +2,7 @@
 
 use super::*;
 use weir_sdk::arrow_array::cast::AsArray;
+use weir_sdk::fields::ValueType;
 use weir_sdk::testing::{Harness, binary_batch};
 
 fn orders_config() -> serde_json::Value {
@@ -405,7 +406,7 @@ fn invalid_utf8_is_rejected_without_spoiling_the_batch() {
 /// Parses `text` with the fast path and with the full parser; when the fast
 /// path accepts the row, both must give the same columns. Returns whether the
 /// fast path accepted it, and whether the full parser did.
-fn fast_agrees(fields: &[spec::FieldSpec], text: &str, strict: bool) -> (bool, bool) {
+fn fast_agrees(fields: &[FieldSpec], text: &str, strict: bool) -> (bool, bool) {
     let mut fast_columns = Column::for_fields(fields, 1);
     let accepted = fast::parse_row(text, fields, &mut fast_columns, 0, strict).is_some();
     let mut full_columns = Column::for_fields(fields, 1);
@@ -433,7 +434,7 @@ fn fast_agrees(fields: &[spec::FieldSpec], text: &str, strict: bool) -> (bool, b
     (accepted, full.is_ok())
 }
 
-fn differential_fields() -> Vec<spec::FieldSpec> {
+fn differential_fields() -> Vec<FieldSpec> {
     let mut config = orders_config();
     config["fields"].as_array_mut().unwrap().extend([
         json!({"name": "millis", "type": "timestamp", "format": "epoch_millis"}),
@@ -441,7 +442,7 @@ fn differential_fields() -> Vec<spec::FieldSpec> {
         json!({"name": "flags", "type": "array", "items": {"type": "boolean", "required": true}}),
     ]);
     let config: Config = serde_json::from_value(config).unwrap();
-    spec::validate_fields(&config.fields, "fields").unwrap()
+    weir_sdk::fields::validate_fields(&config.fields, "fields").unwrap()
 }
 
 #[test]
@@ -556,7 +557,7 @@ fn the_fast_path_agrees_with_the_full_parser_on_damaged_golden_rows() {
         .unwrap(),
     )
     .unwrap();
-    let fields = spec::validate_fields(&config.fields, "fields").unwrap();
+    let fields = weir_sdk::fields::validate_fields(&config.fields, "fields").unwrap();
     let input = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/golden/parse-json/orders/input/in.jsonl"
@@ -582,47 +583,11 @@ fn the_fast_path_agrees_with_the_full_parser_on_damaged_golden_rows() {
 }
 
 #[test]
-fn key_words_are_the_first_eight_bytes_zero_padded() {
-    let key = b"abcdefghijk";
-    for len in 0..=key.len() {
-        let expected = key[..len.min(8)]
-            .iter()
-            .enumerate()
-            .fold(0u64, |word, (i, &b)| word | (u64::from(b) << (8 * i)));
-        assert_eq!(spec::key_word(&key[..len]), expected, "length {len}");
-    }
-}
-
-#[test]
-fn keys_match_a_field_name_only_when_every_byte_is_equal() {
-    let name = "abcdefghijklmnopqrstuvwx";
-    for len in 1..=name.len() {
-        let field = spec::FieldSpec::new(name[..len].to_string(), spec::ValueType::String, false);
-        let key = &name[..len];
-        assert!(
-            field.is_named(key, spec::key_word(key.as_bytes())),
-            "length {len}"
-        );
-        for changed in 0..len {
-            let mut other = key.as_bytes().to_vec();
-            other[changed] = b'_';
-            let other = std::str::from_utf8(&other).unwrap();
-            let word = spec::key_word(other.as_bytes());
-            assert!(!field.is_named(other, word), "length {len}, byte {changed}");
-        }
-        for other in [&name[..len - 1], &name[1..len]] {
-            let word = spec::key_word(other.as_bytes());
-            assert!(!field.is_named(other, word), "length {len}, `{other}`");
-        }
-    }
-}
-
-#[test]
 fn the_fast_path_agrees_with_the_full_parser_on_objects_wider_than_64_fields() {
     // Fields 0..70; every fifth one is required. The fast path tracks the
     // first 64 by bits and the rest by column length: cover both sides.
-    let fields: Vec<spec::FieldSpec> = (0..70)
-        .map(|i| spec::FieldSpec::new(format!("f{i}"), spec::ValueType::Int64, i % 5 == 0))
+    let fields: Vec<FieldSpec> = (0..70)
+        .map(|i| FieldSpec::new(format!("f{i}"), ValueType::Int64, i % 5 == 0))
         .collect();
     let object = |keys: &[usize]| {
         let body: Vec<String> = keys.iter().map(|k| format!("\"f{k}\":{k}")).collect();

@@ -454,6 +454,12 @@ fn summarize(
             let records = counts.map_or(0, |c| c.source_records);
             add(table.clone(), first, last + 1, records, 0, 0);
         }
+        SourceRange::Files { dir, files, .. } => {
+            // Each file is a one-unit stream: read by exactly one epoch.
+            for file in files {
+                add(format!("{dir}/{}", file.name), 0, 1, file.records, 0, 0);
+            }
+        }
     }
 }
 
@@ -481,6 +487,10 @@ fn check_counts(
             .map(|r| r.records)
             .sum::<Option<u64>>()
             .map(|n| (n, "records in its Kafka ranges".to_string())),
+        Some(SourceRange::Files { files, .. }) => Some((
+            files.iter().map(|f| f.records).sum(),
+            "records in its landed files".to_string(),
+        )),
         Some(SourceRange::Delta { table, first, last }) => history
             .source_versions
             .as_ref()

@@ -109,7 +109,7 @@ pub fn audit_file(file: &PipelineFile) -> Result<FileAudit, AuditError> {
                     .map(|c| (c.version, (c.data_removes == 0).then(|| c.added_rows())))
                     .collect()
             }),
-            Source::Kafka { .. } => None,
+            _ => None,
         };
         let history = PipelineHistory {
             pipeline: pipeline.name.clone(),

@@ -1,13 +1,26 @@
 //! The dead-letter table: one row per record a plugin rejected or the host
 //! could not decode, with the raw bytes, the reason, the plugin that rejected
-//! it and where it came from (Kafka topic/partition/offset, or Delta
-//! table/version), so nothing is dropped silently.
+//! it and where it came from, so nothing is dropped silently.
+//!
+//! Where a record came from is generic: `source_kind` (`kafka`, `delta`,
+//! `files`, ...) and `source_position`, the record's position in that
+//! source's own terms as a JSON object (`{"topic":"orders","partition":2,
+//! "offset":41}`, `{"file":"a.csv","line":7}`). The typed columns of the first
+//! version (`source_topic`, `source_partition`, `source_offset`,
+//! `source_table`, `source_version`) are still filled from the position keys
+//! of the same names, so existing queries keep working; a dead-letter table
+//! written before `source_kind`/`source_position` existed is given those two
+//! nullable columns (a metadata-only Delta commit) when a pipeline opens it.
 
 use arrow::array::{
     ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use std::sync::{Arc, LazyLock};
+
+/// Columns added after the first version of the table; absent from tables
+/// written by older versions until a pipeline opens them.
+pub const ADDED_COLUMNS: [&str; 2] = ["source_kind", "source_position"];
 
 /// The dead-letter table's schema.
 pub fn schema() -> SchemaRef {
@@ -27,32 +40,106 @@ pub fn schema() -> SchemaRef {
             Field::new("source_offset", DataType::Int64, true),
             Field::new("source_table", DataType::Utf8, true),
             Field::new("source_version", DataType::Int64, true),
+            Field::new("source_kind", DataType::Utf8, true),
+            Field::new("source_position", DataType::Utf8, true),
         ]))
     });
     SCHEMA.clone()
 }
 
-/// Where a dead letter came from.
+/// The schema an existing table must have: [`schema`] without the
+/// [`ADDED_COLUMNS`] it lacks (they are added when the pipeline opens it).
+pub fn expected_schema(has_column: impl Fn(&str) -> bool) -> Schema {
+    let full = schema();
+    Schema::new(
+        full.fields()
+            .iter()
+            .filter(|f| !ADDED_COLUMNS.contains(&f.name().as_str()) || has_column(f.name()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// One value of a source position.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// A Kafka message.
-    Kafka {
-        /// Topic.
-        topic: String,
-        /// Partition.
-        partition: i32,
-        /// Offset.
-        offset: i64,
-    },
-    /// A Delta table; the version is known when the row is a source row.
-    Delta {
-        /// The table directory.
-        table: String,
-        /// The version that added the row, if known.
-        version: Option<i64>,
-    },
-    /// Not traceable to one source record (a later stage's row).
-    Unknown,
+pub enum PositionValue {
+    /// A name: topic, table, file.
+    Text(String),
+    /// A number: partition, offset, version, line.
+    Int(i64),
+}
+
+/// Where a dead letter came from: the source kind and the record's position
+/// in it (keys in the source's own terms, in a fixed order).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// `kafka`, `delta`, `files`, ...; `None` for a row that cannot be traced
+    /// to one source record (a later stage's row).
+    pub kind: Option<&'static str>,
+    /// Position fields, e.g. `topic`, `partition`, `offset`.
+    pub position: Vec<(&'static str, PositionValue)>,
+}
+
+impl Origin {
+    /// A row of source `kind` at no known position yet.
+    pub fn of(kind: &'static str) -> Self {
+        Origin {
+            kind: Some(kind),
+            position: Vec::new(),
+        }
+    }
+
+    /// Adds a text position field.
+    pub fn text(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.position.push((key, PositionValue::Text(value.into())));
+        self
+    }
+
+    /// Adds a numeric position field.
+    pub fn int(mut self, key: &'static str, value: i64) -> Self {
+        self.position.push((key, PositionValue::Int(value)));
+        self
+    }
+
+    fn get(&self, key: &str) -> Option<&PositionValue> {
+        self.position
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+
+    fn text_of(&self, key: &str) -> Option<&str> {
+        match self.get(key)? {
+            PositionValue::Text(text) => Some(text),
+            PositionValue::Int(_) => None,
+        }
+    }
+
+    fn int_of(&self, key: &str) -> Option<i64> {
+        match self.get(key)? {
+            PositionValue::Int(value) => Some(*value),
+            PositionValue::Text(_) => None,
+        }
+    }
+
+    /// The position as a JSON object, `None` when there is none.
+    fn position_json(&self) -> Option<String> {
+        if self.position.is_empty() {
+            return None;
+        }
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .position
+            .iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    PositionValue::Text(text) => serde_json::Value::from(text.as_str()),
+                    PositionValue::Int(n) => serde_json::Value::from(*n),
+                };
+                (k.to_string(), value)
+            })
+            .collect();
+        Some(serde_json::Value::Object(map).to_string())
+    }
 }
 
 /// One dead letter.
@@ -89,6 +176,8 @@ pub fn to_batch(pipeline: &str, epoch: u64, letters: &[DeadLetter]) -> RecordBat
     let mut offset = Int64Builder::new();
     let mut table = StringBuilder::new();
     let mut table_version = Int64Builder::new();
+    let mut kind = StringBuilder::new();
+    let mut position = StringBuilder::new();
     for letter in letters {
         pipeline_b.append_value(pipeline);
         epoch_b.append_value(epoch);
@@ -99,36 +188,18 @@ pub fn to_batch(pipeline: &str, epoch: u64, letters: &[DeadLetter]) -> RecordBat
         reason.append_value(&letter.reason);
         field.append_option(letter.field.as_ref());
         raw.append_option(letter.raw.as_ref());
-        match &letter.origin {
-            Origin::Kafka {
-                topic: t,
-                partition: p,
-                offset: o,
-            } => {
-                topic.append_value(t);
-                partition.append_value(*p);
-                offset.append_value(*o);
-                table.append_null();
-                table_version.append_null();
-            }
-            Origin::Delta {
-                table: t,
-                version: v,
-            } => {
-                topic.append_null();
-                partition.append_null();
-                offset.append_null();
-                table.append_value(t);
-                table_version.append_option(*v);
-            }
-            Origin::Unknown => {
-                topic.append_null();
-                partition.append_null();
-                offset.append_null();
-                table.append_null();
-                table_version.append_null();
-            }
-        }
+        let origin = &letter.origin;
+        topic.append_option(origin.text_of("topic"));
+        partition.append_option(
+            origin
+                .int_of("partition")
+                .and_then(|p| i32::try_from(p).ok()),
+        );
+        offset.append_option(origin.int_of("offset"));
+        table.append_option(origin.text_of("table"));
+        table_version.append_option(origin.int_of("version"));
+        kind.append_option(origin.kind);
+        position.append_option(origin.position_json());
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(pipeline_b.finish()),
@@ -145,6 +216,8 @@ pub fn to_batch(pipeline: &str, epoch: u64, letters: &[DeadLetter]) -> RecordBat
         Arc::new(offset.finish()),
         Arc::new(table.finish()),
         Arc::new(table_version.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(position.finish()),
     ];
     RecordBatch::try_new(schema(), columns).expect("columns match the dead-letter schema")
 }
@@ -163,11 +236,10 @@ mod tests {
                 reason: "expected a number".into(),
                 field: Some("quantity".into()),
                 raw: Some(b"{\"quantity\":\"x\"}".to_vec()),
-                origin: Origin::Kafka {
-                    topic: "orders".into(),
-                    partition: 2,
-                    offset: 41,
-                },
+                origin: Origin::of("kafka")
+                    .text("topic", "orders")
+                    .int("partition", 2)
+                    .int("offset", 41),
             },
             DeadLetter {
                 stage: "silver".into(),
@@ -175,10 +247,9 @@ mod tests {
                 reason: "late".into(),
                 field: None,
                 raw: None,
-                origin: Origin::Delta {
-                    table: "/t/bronze".into(),
-                    version: Some(7),
-                },
+                origin: Origin::of("delta")
+                    .text("table", "/t/bronze")
+                    .int("version", 7),
             },
         ];
         let batch = to_batch("orders", 3, &letters);
@@ -195,5 +266,18 @@ mod tests {
             .as_primitive::<arrow::datatypes::Int64Type>();
         assert!(version.is_null(0));
         assert_eq!(version.value(1), 7);
+        let kind = batch
+            .column_by_name("source_kind")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!((kind.value(0), kind.value(1)), ("kafka", "delta"));
+        let position = batch
+            .column_by_name("source_position")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!(
+            position.value(0),
+            r#"{"offset":41,"partition":2,"topic":"orders"}"#
+        );
     }
 }

@@ -6,7 +6,9 @@
 
 pub mod commit_info;
 pub mod dead_letters;
+pub mod epoch_source;
 pub mod merge_update;
+pub mod provision;
 pub mod query;
 pub mod sink;
 pub mod source;

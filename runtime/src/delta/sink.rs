@@ -5,7 +5,11 @@
 //! says exactly which epochs it holds.
 
 use super::{DeltaError, commit_info, merge_update, table};
+use crate::connector::Sink;
+use crate::pipeline::PortRef;
 use crate::pipeline::spec::{MergeSpec, SinkMode};
+use crate::run::RunError;
+use crate::run::epoch::EpochPlan;
 use arrow::array::RecordBatch;
 use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
@@ -159,6 +163,111 @@ impl SinkTarget {
             table: self.path.clone(),
             operation,
             source: Box::new(source),
+        }
+    }
+}
+
+/// A Delta table as an epoch [`Sink`]: each epoch is one commit holding its
+/// rows, the `txn` action `(weir:PIPELINE:SINK, epoch)` and Weir's record;
+/// the last epoch it holds is the `txn` version (kept across `_delta_log`
+/// checkpoints by the Delta protocol), the plan of an epoch is in that
+/// epoch's commit record.
+pub struct DeltaSink {
+    pipeline: String,
+    name: String,
+    from: Option<PortRef>,
+    target: SinkTarget,
+    /// `None` only while a write is in flight.
+    table: Option<DeltaTable>,
+}
+
+impl DeltaSink {
+    /// Opens the existing table of sink `name` (tables are created before
+    /// any pipeline starts, see [`super::provision`]). With `evolve`, the
+    /// nullable columns of `schema` that the table lacks are added first (a
+    /// metadata-only commit; used for the dead-letter table's newer columns).
+    pub async fn open(
+        pipeline: &str,
+        name: &str,
+        from: Option<PortRef>,
+        target: SinkTarget,
+        evolve: Option<&arrow::datatypes::Schema>,
+    ) -> Result<Self, DeltaError> {
+        let mut opened = table::open_existing(&target.path).await?;
+        if let Some(schema) = evolve {
+            opened = table::add_missing_nullable_columns(&target.path, opened, schema).await?;
+        }
+        Ok(DeltaSink {
+            pipeline: pipeline.to_string(),
+            name: name.to_string(),
+            from,
+            target,
+            table: Some(opened),
+        })
+    }
+
+    fn table(&self) -> &DeltaTable {
+        self.table
+            .as_ref()
+            .expect("a sink's table is put back after every write")
+    }
+
+    fn failed(&self) -> impl Fn(DeltaError) -> RunError + '_ {
+        |source| RunError::Delta {
+            pipeline: self.pipeline.clone(),
+            source,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for DeltaSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn from(&self) -> Option<&PortRef> {
+        self.from.as_ref()
+    }
+
+    async fn last_epoch(&mut self) -> Result<Option<u64>, RunError> {
+        commit_info::committed_epoch(&self.target.path, self.table(), &self.target.app_id)
+            .await
+            .map_err(self.failed())
+    }
+
+    async fn recorded_plan(&mut self, epoch: u64) -> Result<Option<EpochPlan>, RunError> {
+        let record =
+            commit_info::find_epoch(&self.target.path, self.table(), &self.target.app_id, epoch)
+                .await
+                .map_err(self.failed())?;
+        Ok(record.and_then(|r| serde_json::from_value::<EpochPlan>(r.get("plan")?.clone()).ok()))
+    }
+
+    async fn commit(
+        &mut self,
+        epoch: u64,
+        batches: Vec<RecordBatch>,
+        record: Value,
+    ) -> Result<(), RunError> {
+        let table = self
+            .table
+            .take()
+            .expect("a sink's table is put back after every write");
+        let written = self.target.write_epoch(table, batches, epoch, record).await;
+        match written {
+            Ok(table) => {
+                self.table = Some(table);
+                Ok(())
+            }
+            Err(source) => {
+                // Reopen so a caller that goes on (it does not today) sees the table.
+                self.table = table::open_existing(&self.target.path).await.ok();
+                Err(RunError::Delta {
+                    pipeline: self.pipeline.clone(),
+                    source,
+                })
+            }
         }
     }
 }
@@ -344,5 +453,119 @@ mod tests {
             .unwrap()
             .value(0);
         assert_eq!(total, i64::MAX);
+    }
+
+    /// Recovery reads the last epoch from the `txn` action; it must survive
+    /// the `_delta_log` checkpoints written every `delta.checkpointInterval`
+    /// commits (set explicitly on the tables Weir creates).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_last_epoch_survives_delta_log_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("silver");
+        let schema = table::to_delta_schema(&totals("x", 0).schema()).unwrap();
+        let properties = crate::delta::provision::DEFAULT_PROPERTIES
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        table::create(&path, &schema, &[], &properties, Vec::new())
+            .await
+            .unwrap();
+        let target = SinkTarget {
+            path: path.clone(),
+            app_id: "weir:silver:silver".into(),
+            mode: SinkMode::Append,
+            merge: None,
+        };
+        let mut sink = DeltaSink::open("silver", "silver", None, target.clone(), None)
+            .await
+            .unwrap();
+        for epoch in 1..=25 {
+            sink.commit(
+                epoch,
+                vec![totals("books", epoch as i64)],
+                serde_json::json!({}),
+            )
+            .await
+            .unwrap();
+        }
+        let checkpoints = std::fs::read_dir(path.join("_delta_log"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains(".checkpoint."))
+            .count();
+        assert!(
+            checkpoints >= 2,
+            "a checkpoint every 10 commits, found {checkpoints}"
+        );
+        let mut reopened = DeltaSink::open("silver", "silver", None, target, None)
+            .await
+            .unwrap();
+        assert_eq!(reopened.last_epoch().await.unwrap(), Some(25));
+    }
+
+    /// A dead-letter table written before `source_kind`/`source_position`
+    /// existed is given those columns when opened, then appended to.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_dead_letter_table_of_the_first_version_keeps_being_appended_to() {
+        use crate::delta::dead_letters::{self, DeadLetter, Origin};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dead_letters");
+        let legacy = dead_letters::expected_schema(|_| false);
+        assert_eq!(
+            legacy.fields().len(),
+            dead_letters::schema().fields().len() - 2
+        );
+        let schema = table::to_delta_schema(&legacy).unwrap();
+        table::create(
+            &path,
+            &schema,
+            &["pipeline".to_string()],
+            &BTreeMap::new(),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+        let target = SinkTarget {
+            path: path.clone(),
+            app_id: "weir:bronze:dead_letters".into(),
+            mode: SinkMode::Append,
+            merge: None,
+        };
+        let full = dead_letters::schema();
+        let mut sink = DeltaSink::open("bronze", "dead_letters", None, target, Some(&full))
+            .await
+            .unwrap();
+        let letter = DeadLetter {
+            stage: "parse".into(),
+            plugin: None,
+            reason: "not JSON".into(),
+            field: None,
+            raw: Some(b"{".to_vec()),
+            origin: Origin::of("kafka")
+                .text("topic", "orders")
+                .int("partition", 0)
+                .int("offset", 7),
+        };
+        sink.commit(
+            1,
+            vec![dead_letters::to_batch("bronze", 1, &[letter])],
+            serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+        let rows = crate::delta::query::query(
+            &path,
+            "SELECT source_offset, source_kind, source_position FROM t",
+        )
+        .await
+        .unwrap();
+        let shown = arrow::util::pretty::pretty_format_batches(&rows)
+            .unwrap()
+            .to_string();
+        assert!(shown.contains("| 7             | kafka       |"), "{shown}");
+        assert!(
+            shown.contains(r#"{"offset":7,"partition":0,"topic":"orders"}"#),
+            "{shown}"
+        );
     }
 }

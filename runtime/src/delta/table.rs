@@ -177,6 +177,41 @@ pub async fn create(
         .map_err(failed)
 }
 
+/// Adds the nullable columns of `wanted` that the table lacks, in one
+/// metadata-only commit (Delta schema evolution; existing files read them as
+/// null). Returns the table unchanged when nothing is missing.
+pub async fn add_missing_nullable_columns(
+    path: &Path,
+    table: DeltaTable,
+    wanted: &Schema,
+) -> Result<DeltaTable, DeltaError> {
+    let current = delta_schema(path, &table)?;
+    let wanted = to_delta_schema(wanted).map_err(|reason| DeltaError::Schema {
+        table: path.to_path_buf(),
+        reason,
+    })?;
+    let missing: Vec<StructField> = wanted
+        .fields()
+        .filter(|f| f.is_nullable() && current.field(f.name()).is_none())
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return Ok(table);
+    }
+    let names: Vec<String> = missing.iter().map(|f| f.name().clone()).collect();
+    let table = table
+        .add_columns()
+        .with_fields(missing)
+        .await
+        .map_err(|source| DeltaError::Delta {
+            table: path.to_path_buf(),
+            operation: "add columns",
+            source: Box::new(source),
+        })?;
+    tracing::info!(table = %path.display(), columns = ?names, "added nullable columns to the table");
+    Ok(table)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! exact offset range, and commits group offsets for lag tools.
 
 pub mod client;
+pub mod epoch_source;
 pub mod exact;
 pub mod producer;
 pub mod records;

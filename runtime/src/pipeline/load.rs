@@ -266,6 +266,15 @@ fn read_pipeline(
             start: delta.start,
             poll_interval: delta.poll_interval,
         },
+        SourceSpec::Files(files) => match crate::landing::resolve(files, base) {
+            Ok(spec) => Source::Files(spec),
+            Err(found) => {
+                for (key, message) in found {
+                    problems.push(format!("{location} > source.files.{key}"), message);
+                }
+                return None;
+            }
+        },
     };
     let batch = header.batch;
     if batch.max_records == 0 || batch.max_bytes == 0 {

@@ -55,6 +55,8 @@ pub enum Source {
         /// Stop on offsets deleted by retention before they were read (else skip them).
         fail_on_data_loss: bool,
     },
+    /// Files landing in a directory.
+    Files(crate::landing::epoch_source::LandingSpec),
     /// New versions of a Delta table.
     Delta {
         /// The table's directory.
@@ -72,6 +74,7 @@ impl Source {
         match self {
             Source::Kafka { topics, .. } => format!("kafka topics {}", topics.join(", ")),
             Source::Delta { table, .. } => format!("delta table {}", table.display()),
+            Source::Files(spec) => format!("files in {}", spec.dir.display()),
         }
     }
 }

@@ -101,7 +101,7 @@ pub struct PipelineHeader {
     pub dead_letters: Option<PathBuf>,
 }
 
-/// A pipeline's source: exactly one of `[pipeline.source.kafka]` or `[pipeline.source.delta]`.
+/// A pipeline's source: exactly one of `[pipeline.source.kafka]`, `[pipeline.source.delta]` or `[pipeline.source.files]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum SourceSpec {
@@ -109,6 +109,51 @@ pub enum SourceSpec {
     Kafka(KafkaSourceSpec),
     /// The rows each new version of a Delta table adds.
     Delta(DeltaSourceSpec),
+    /// Files dropped into a landing directory.
+    Files(FilesSourceSpec),
+}
+
+/// `[pipeline.source.files]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesSourceSpec {
+    /// The landing directory.
+    pub dir: PathBuf,
+    /// `jsonl` or `csv`.
+    pub format: crate::landing::read::Format,
+    /// Which file names are read (default `*.jsonl` or `*.csv`).
+    #[serde(default)]
+    pub glob: Option<String>,
+    /// How long a file's size and modification time must stay unchanged
+    /// before it is read.
+    #[serde(default = "default_stable_for", with = "human_duration")]
+    pub stable_for: Duration,
+    /// How often to look for new files while streaming.
+    #[serde(default = "default_poll_interval", with = "human_duration")]
+    pub poll_interval: Duration,
+    /// `keep` (default), `delete` or `move` processed files once their epoch committed.
+    #[serde(default)]
+    pub after_commit: AfterCommitSpec,
+    /// Where `after_commit = "move"` puts them.
+    #[serde(default)]
+    pub move_to: Option<PathBuf>,
+}
+
+fn default_stable_for() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// `after_commit = "keep" | "delete" | "move"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterCommitSpec {
+    /// Leave processed files where they are.
+    #[default]
+    Keep,
+    /// Delete them.
+    Delete,
+    /// Move them to `move_to`.
+    Move,
 }
 
 /// `[pipeline.source.kafka]`.

@@ -88,7 +88,7 @@ fn dependency_order(pipelines: &[Pipeline]) -> Result<Vec<usize>, Problem> {
         .iter()
         .map(|p| match &p.source {
             Source::Delta { table, .. } => producer_of(table),
-            Source::Kafka { .. } => None,
+            _ => None,
         })
         .collect();
     let mut order = Vec::new();
@@ -147,6 +147,15 @@ async fn check_pipeline(
     match &pipeline.source {
         Source::Kafka { .. } => {
             schemas.insert(PortRef::Source, records::schema());
+        }
+        Source::Files(spec) => {
+            if !spec.dir.is_dir() {
+                problem(
+                    format!("{here} > source.files.dir"),
+                    format!("{} is not a directory", spec.dir.display()),
+                );
+            }
+            schemas.insert(PortRef::Source, crate::landing::read::schema());
         }
         Source::Delta { table: path, .. } => {
             let upstream = produced
@@ -408,7 +417,11 @@ async fn check_pipeline(
             let fits = table::delta_schema(&pipeline.dead_letters, &existing)
                 .map_err(|e| e.to_string())
                 .and_then(|current| {
-                    let expected = table::to_delta_schema(&dead_letters::schema())?;
+                    // Tables written before the generic origin columns get them at start.
+                    let expected =
+                        table::to_delta_schema(&dead_letters::expected_schema(|column| {
+                            current.field(column).is_some()
+                        }))?;
                     table::check_fits(&current, &expected)
                 });
             if let Err(reason) = fits {

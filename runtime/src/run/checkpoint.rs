@@ -98,13 +98,24 @@ impl Checkpoint {
 
     /// The newest epoch with a complete state snapshot that is not after `at_most`.
     pub fn latest_state(&self, at_most: u64) -> Result<Option<u64>, RunError> {
+        Ok(self
+            .state_snapshots()?
+            .into_iter()
+            .filter(|&epoch| epoch <= at_most)
+            .max())
+    }
+
+    /// Every epoch with a complete state snapshot, ascending.
+    pub fn state_snapshots(&self) -> Result<Vec<u64>, RunError> {
         let dir = self.dir.join("state");
         let entries = fs::read_dir(&dir).map_err(io_error(&dir, "list"))?;
-        Ok(entries
+        let mut epochs: Vec<u64> = entries
             .filter_map(Result::ok)
             .filter_map(|e| e.file_name().into_string().ok()?.parse::<u64>().ok())
-            .filter(|&epoch| epoch <= at_most && self.state_dir(epoch).join("COMPLETE").exists())
-            .max())
+            .filter(|&epoch| self.state_dir(epoch).join("COMPLETE").exists())
+            .collect();
+        epochs.sort_unstable();
+        Ok(epochs)
     }
 
     /// Writes `epoch`'s state snapshot files (name → bytes) and marks it complete.

@@ -80,6 +80,24 @@ pub enum Discontinuity {
         /// Last version.
         last: u64,
     },
+    /// A landed file would be read by two epochs (or twice in one).
+    #[error("{dir}: file {file} {reason}")]
+    FileTwice {
+        /// The landing directory.
+        dir: String,
+        /// The file.
+        file: String,
+        /// Where else it was read.
+        reason: &'static str,
+    },
+    /// A file is recorded as processed although no epoch read it.
+    #[error("{dir}: file {file} is recorded as processed but no earlier epoch read it")]
+    FileSkipped {
+        /// The landing directory.
+        dir: String,
+        /// The file.
+        file: String,
+    },
     /// The source changed between epochs (another table, or another kind).
     #[error("the source changed between epochs: {from} then {to}")]
     SourceChanged {
@@ -114,6 +132,7 @@ fn source_name(range: &SourceRange) -> String {
     match range {
         SourceRange::Kafka { .. } => "a Kafka source".into(),
         SourceRange::Delta { table, .. } => format!("Delta table {table}"),
+        SourceRange::Files { dir, .. } => format!("landing directory {dir}"),
     }
 }
 
@@ -165,6 +184,26 @@ fn consistency(range: &SourceRange) -> Vec<Discontinuity> {
                         r.end
                     ))),
                     None => found.push(bad("has no recorded next position".into())),
+                }
+            }
+        }
+        SourceRange::Files {
+            dir,
+            files,
+            processed,
+        } => {
+            let mut seen = std::collections::BTreeSet::new();
+            for file in files {
+                let twice = |reason| Discontinuity::FileTwice {
+                    dir: dir.clone(),
+                    file: file.name.clone(),
+                    reason,
+                };
+                if !seen.insert(file.name.as_str()) {
+                    found.push(twice("appears twice in one epoch"));
+                }
+                if processed.contains(&file.name) {
+                    found.push(twice("was already read by an earlier epoch"));
                 }
             }
         }
@@ -254,6 +293,42 @@ fn continuation(previous: &SourceRange, next: &SourceRange) -> Vec<Discontinuity
                 });
             }
         }
+        (
+            SourceRange::Files {
+                dir: before,
+                files: read_before,
+                processed: processed_before,
+            },
+            SourceRange::Files {
+                dir,
+                files,
+                processed,
+            },
+        ) => {
+            if before != dir {
+                found.push(Discontinuity::SourceChanged {
+                    from: source_name(previous),
+                    to: source_name(next),
+                });
+            } else {
+                let known = |name: &String| {
+                    processed_before.contains(name) || read_before.iter().any(|f| &f.name == name)
+                };
+                for file in files.iter().filter(|f| known(&f.name)) {
+                    found.push(Discontinuity::FileTwice {
+                        dir: dir.clone(),
+                        file: file.name.clone(),
+                        reason: "was already read by an earlier epoch",
+                    });
+                }
+                for name in processed.iter().filter(|n| !known(n)) {
+                    found.push(Discontinuity::FileSkipped {
+                        dir: dir.clone(),
+                        file: name.clone(),
+                    });
+                }
+            }
+        }
         _ => found.push(Discontinuity::SourceChanged {
             from: source_name(previous),
             to: source_name(next),
@@ -265,6 +340,47 @@ fn continuation(previous: &SourceRange, next: &SourceRange) -> Vec<Discontinuity
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::landing::epoch_source::LandedFile;
+
+    fn files(read: &[&str], processed: &[&str]) -> SourceRange {
+        SourceRange::Files {
+            dir: "/landing".into(),
+            files: read
+                .iter()
+                .map(|name| LandedFile {
+                    name: name.to_string(),
+                    size: 1,
+                    modified_nanos: 1,
+                    records: 1,
+                })
+                .collect(),
+            processed: processed.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn file_epochs_never_read_a_file_twice_nor_skip_one() {
+        let first = files(&["a", "b"], &[]);
+        assert!(violations(None, &first).is_empty());
+        // Moved files drop out of `processed`; that is fine.
+        assert!(violations(Some(&first), &files(&["c"], &["b"])).is_empty());
+        let again = violations(Some(&first), &files(&["b", "c"], &["a"]));
+        assert_eq!(again.len(), 1);
+        assert!(
+            again[0].to_string().contains("file b was already read"),
+            "{}",
+            again[0]
+        );
+        let skipped = violations(Some(&first), &files(&["c"], &["a", "b", "x"]));
+        assert_eq!(skipped.len(), 1);
+        assert!(
+            skipped[0]
+                .to_string()
+                .contains("file x is recorded as processed")
+        );
+        let inside = violations(None, &files(&["a", "a"], &["a"]));
+        assert_eq!(inside.len(), 3, "{inside:?}");
+    }
     use crate::kafka::source::OffsetRange;
     use crate::run::epoch::PartitionPosition;
 

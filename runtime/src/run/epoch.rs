@@ -18,6 +18,17 @@ pub enum SourceRange {
         /// (including partitions it read nothing from): where a restart resumes.
         positions: Vec<PartitionPosition>,
     },
+    /// Whole files of a landing directory.
+    Files {
+        /// The landing directory.
+        dir: String,
+        /// This epoch's files, in the order read.
+        files: Vec<crate::landing::epoch_source::LandedFile>,
+        /// Names read by earlier epochs and still in the directory when
+        /// this epoch was planned: never read again.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        processed: Vec<String>,
+    },
     /// Table versions `first..=last` of a Delta table.
     Delta {
         /// The table directory.

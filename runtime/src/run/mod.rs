@@ -10,9 +10,8 @@ pub mod dedupe;
 pub mod epoch;
 pub mod pins;
 pub mod pipeline_runner;
-pub mod source;
+pub mod recovery;
 pub mod stages;
-pub mod tables;
 
 use crate::delta::DeltaError;
 use crate::error::HostError;
@@ -135,6 +134,27 @@ pub enum RunError {
         previous: u64,
         /// Every violation found.
         problems: Vec<continuity::Discontinuity>,
+    },
+    /// A source or sink connector failed (its error names the file, table or topic).
+    #[error("pipeline `{pipeline}`: {kind} source: {source}")]
+    Connector {
+        /// The pipeline.
+        pipeline: String,
+        /// The connector kind (`files`, ...).
+        kind: &'static str,
+        /// The connector's own error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A recorded range is of another source kind than the pipeline's source
+    /// (the pipeline file's source was changed under an existing checkpoint).
+    #[error(
+        "pipeline `{pipeline}`: a recorded epoch range is not a {expected} range; the pipeline's source was changed under an existing checkpoint — use a new checkpoint directory and sink tables (or restore the old source)"
+    )]
+    WrongSourceKind {
+        /// The pipeline.
+        pipeline: String,
+        /// The kind of the pipeline's source.
+        expected: &'static str,
     },
     /// An epoch committed to a sink has no plan anywhere.
     #[error(

@@ -10,16 +10,11 @@ use super::checkpoint::Checkpoint;
 use super::continuity;
 use super::epoch::EpochPlan;
 use super::pins;
-use super::source::{EpochSource, Fetched};
+use super::recovery::{self, Facts};
 use super::stages::{StageCounts, StageSet};
-use super::tables;
-use crate::delta::commit_info;
+use crate::connector::{self, Fetched, Sink};
 use crate::delta::dead_letters;
-use crate::delta::sink::SinkTarget;
-use crate::delta::table;
-use crate::pipeline::spec::SinkMode;
-use crate::pipeline::{PortRef, PreparedFile, PreparedPipeline};
-use deltalake::DeltaTable;
+use crate::pipeline::{PreparedFile, PreparedPipeline};
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -53,14 +48,10 @@ pub struct PipelineReport {
     pub stages: Vec<StageCounts>,
 }
 
-/// One sink (or the dead-letter table, which has no `from`).
+/// One sink and the last epoch it holds.
 struct SinkHandle {
-    name: String,
-    from: Option<PortRef>,
-    target: SinkTarget,
-    table: Option<DeltaTable>,
+    sink: Box<dyn Sink>,
     committed: u64,
-    never_committed: bool,
 }
 
 /// Runs every pipeline of a validated file until done (`--once`) or `stop`.
@@ -69,7 +60,7 @@ pub async fn run_file(
     options: RunOptions,
     stop: Arc<AtomicBool>,
 ) -> Result<Vec<PipelineReport>, RunError> {
-    tables::create_missing(&file).await?;
+    connector::prepare_sinks(&file).await?;
     let root = file.file.checkpoint_dir.clone();
     if options.once {
         let mut reports = Vec::new();
@@ -109,75 +100,17 @@ pub async fn run_file(
     }
 }
 
-fn delta_error(pipeline: &str) -> impl Fn(crate::delta::DeltaError) -> RunError + '_ {
-    move |source| RunError::Delta {
-        pipeline: pipeline.to_string(),
-        source,
-    }
-}
-
-async fn open_sinks(prepared: &PreparedPipeline) -> Result<Vec<SinkHandle>, RunError> {
-    let pipeline = &prepared.spec;
-    let mut handles = Vec::new();
-    let declared = pipeline.sinks.iter().map(|s| {
-        (
-            s.name.clone(),
-            Some(s.from.clone()),
-            SinkTarget {
-                path: s.table.clone(),
-                app_id: pipeline.app_id(&s.name),
-                mode: s.mode,
-                merge: s.merge.clone(),
-            },
-        )
-    });
-    let dead = (
-        "dead_letters".to_string(),
-        None,
-        SinkTarget {
-            path: pipeline.dead_letters.clone(),
-            app_id: pipeline.app_id("dead_letters"),
-            mode: SinkMode::Append,
-            merge: None,
-        },
-    );
-    for (name, from, target) in declared.chain([dead]) {
-        let opened = table::open_existing(&target.path)
-            .await
-            .map_err(delta_error(&pipeline.name))?;
-        let committed = commit_info::committed_epoch(&target.path, &opened, &target.app_id)
-            .await
-            .map_err(delta_error(&pipeline.name))?;
-        handles.push(SinkHandle {
-            name,
-            from,
-            target,
-            table: Some(opened),
-            committed: committed.unwrap_or(0),
-            never_committed: committed.is_none(),
-        });
-    }
-    Ok(handles)
-}
-
-/// The plan of `epoch`: from the checkpoint, else from a sink commit's Weir record.
+/// The plan of `epoch`: from the checkpoint, else from a sink that holds it.
 async fn find_plan(
     epoch: u64,
     checkpoint: &Checkpoint,
-    sinks: &[SinkHandle],
-    pipeline: &str,
+    sinks: &mut [SinkHandle],
 ) -> Result<Option<EpochPlan>, RunError> {
     if let Some(plan) = checkpoint.plan(epoch)? {
         return Ok(Some(plan));
     }
-    for sink in sinks.iter().filter(|s| s.committed >= epoch) {
-        let Some(table) = &sink.table else { continue };
-        let record = commit_info::find_epoch(&sink.target.path, table, &sink.target.app_id, epoch)
-            .await
-            .map_err(delta_error(pipeline))?;
-        if let Some(plan) =
-            record.and_then(|r| serde_json::from_value::<EpochPlan>(r.get("plan")?.clone()).ok())
-        {
+    for handle in sinks.iter_mut().filter(|s| s.committed >= epoch) {
+        if let Some(plan) = handle.sink.recorded_plan(epoch).await? {
             return Ok(Some(plan));
         }
     }
@@ -193,7 +126,7 @@ async fn run_pipeline(
     let pipeline = &prepared.spec;
     let name = pipeline.name.as_str();
     let checkpoint = Checkpoint::open(&checkpoint_root.join(name))?;
-    let mut sinks = open_sinks(&prepared).await?;
+    let mut opened = connector::open_sinks(&prepared).await?;
     let mut stages = tokio::task::block_in_place(|| StageSet::new(&prepared))?;
     pins::keep_current(&checkpoint, stages.current())?;
     let mut report = PipelineReport {
@@ -201,50 +134,57 @@ async fn run_pipeline(
         ..PipelineReport::default()
     };
 
-    let ahead = sinks.iter().map(|s| s.committed).max().unwrap_or(0);
-    let last = checkpoint.latest_planned()?.unwrap_or(0).max(ahead);
-    if let Some(known) = checkpoint.known_sinks()? {
-        for sink in sinks
-            .iter_mut()
-            .filter(|s| s.never_committed && !known.contains(&s.name))
-        {
-            tracing::info!(pipeline = name, sink = %sink.name, from_epoch = last + 1, "new sink joins the pipeline");
-            sink.committed = last;
-        }
+    let mut held = Vec::new();
+    for sink in &mut opened {
+        held.push((sink.name().to_string(), sink.last_epoch().await?));
     }
-    checkpoint.write_known_sinks(&sinks.iter().map(|s| s.name.clone()).collect::<Vec<_>>())?;
-    let done = sinks.iter().map(|s| s.committed).min().unwrap_or(0);
-    let state_epoch = if stages.has_state() {
-        checkpoint.latest_state(done)?.unwrap_or(0)
-    } else {
-        done
+    let decision = recovery::decide(&Facts {
+        latest_planned: checkpoint.latest_planned()?,
+        known_sinks: checkpoint.known_sinks()?,
+        snapshots: checkpoint.state_snapshots()?,
+        stateful: stages.has_state(),
+        sinks: held,
+    });
+    let last = decision.last;
+    let mut sinks: Vec<SinkHandle> = opened
+        .into_iter()
+        .zip(&decision.committed)
+        .map(|(sink, &committed)| SinkHandle { sink, committed })
+        .collect();
+    for &i in &decision.joined {
+        tracing::info!(pipeline = name, sink = %sinks[i].sink.name(), from_epoch = last + 1, "new sink joins the pipeline");
+    }
+    checkpoint.write_known_sinks(
+        &sinks
+            .iter()
+            .map(|s| s.sink.name().to_string())
+            .collect::<Vec<_>>(),
+    )?;
+    if let Some(snapshot) = decision.restore {
+        stages.restore(&checkpoint, snapshot)?;
+    }
+    let resume = match decision.resume_from {
+        None => None,
+        Some(epoch) => Some(
+            find_plan(epoch, &checkpoint, &mut sinks)
+                .await?
+                .ok_or_else(|| RunError::LostPlan {
+                    pipeline: name.to_string(),
+                    epoch,
+                })?,
+        ),
     };
-    if state_epoch > 0 {
-        stages.restore(&checkpoint, state_epoch)?;
-    }
-    let resume = match last {
-        0 => None,
-        _ => find_plan(last, &checkpoint, &sinks, name).await?,
-    };
-    if last > 0 && resume.is_none() {
-        return Err(RunError::LostPlan {
-            pipeline: name.to_string(),
-            epoch: last,
-        });
-    }
     let mut source =
-        EpochSource::open(pipeline, resume.as_ref().map(|p| &p.source), options.once).await?;
+        connector::open_source(&prepared, resume.as_ref().map(|p| &p.source), options.once).await?;
 
     // The range every new plan must continue (I6): the last committed or replayed epoch's.
     let mut previous = resume.as_ref().map(|plan| plan.source.clone());
 
     // Finish what a crash interrupted: epochs after the state snapshot, written only where missing.
-    for epoch in state_epoch + 1..=last {
-        let needing: Vec<usize> = (0..sinks.len())
-            .filter(|&i| sinks[i].committed < epoch)
-            .collect();
-        let Some(plan) = find_plan(epoch, &checkpoint, &sinks, name).await? else {
-            if needing.is_empty() {
+    for step in &decision.replays {
+        let epoch = step.epoch;
+        let Some(plan) = find_plan(epoch, &checkpoint, &mut sinks).await? else {
+            if step.sinks.is_empty() {
                 tracing::warn!(
                     pipeline = name,
                     epoch,
@@ -258,8 +198,8 @@ async fn run_pipeline(
             });
         };
         tokio::task::block_in_place(|| stages.pin(&plan.stages, &checkpoint, epoch))?;
-        let fetched = source.replay(pipeline, &plan.source).await?;
-        let what = if needing.is_empty() {
+        let fetched = source.replay(&plan.source).await?;
+        let what = if step.sinks.is_empty() {
             "rebuilding state from"
         } else {
             "replaying"
@@ -267,13 +207,14 @@ async fn run_pipeline(
         tracing::info!(
             pipeline = name,
             epoch,
-            sinks = needing.len(),
+            sinks = step.sinks.len(),
             "{what} an interrupted epoch"
         );
         run_epoch(&prepared, &plan, fetched, &mut stages, &mut sinks).await?;
-        finish_epoch(pipeline, &checkpoint, &stages, &mut source, &plan)?;
+        snapshot_state(&checkpoint, &stages, plan.epoch)?;
+        source.acknowledge(&plan.source).await?;
         previous = Some(plan.source.clone());
-        if !needing.is_empty() {
+        if !step.sinks.is_empty() {
             report.replayed += 1;
         }
     }
@@ -282,10 +223,7 @@ async fn run_pipeline(
     tokio::task::block_in_place(|| stages.pin(&[], &checkpoint, last + 1))?;
 
     loop {
-        let Some(fetched) = source
-            .next(pipeline, &pipeline.batch, options.once, stop)
-            .await?
-        else {
+        let Some(fetched) = source.next(&pipeline.batch, options.once, stop).await? else {
             break;
         };
         let started = Instant::now();
@@ -312,7 +250,8 @@ async fn run_pipeline(
         previous = Some(plan.source.clone());
         let records = fetched.batch.num_rows();
         let (counts, dead) = run_epoch(&prepared, &plan, fetched, &mut stages, &mut sinks).await?;
-        finish_epoch(pipeline, &checkpoint, &stages, &mut source, &plan)?;
+        snapshot_state(&checkpoint, &stages, plan.epoch)?;
+        source.acknowledge(&plan.source).await?;
         report.last_epoch = plan.epoch;
         report.epochs += 1;
         report.records_in += records as u64;
@@ -350,9 +289,7 @@ async fn run_pipeline(
             per_stage.join("; ")
         );
     }
-    if let EpochSource::Kafka { source, .. } = &source {
-        tokio::task::block_in_place(|| source.flush_group_offsets());
-    }
+    source.close().await;
     tracing::info!(
         pipeline = name,
         epochs = report.epochs,
@@ -377,19 +314,14 @@ fn accumulate(totals: &mut Vec<StageCounts>, counts: &[StageCounts]) {
     }
 }
 
-/// After every sink holds the epoch: snapshot state, prune, advance the source.
-fn finish_epoch(
-    pipeline: &crate::pipeline::Pipeline,
-    checkpoint: &Checkpoint,
-    stages: &StageSet,
-    source: &mut EpochSource,
-    plan: &EpochPlan,
-) -> Result<(), RunError> {
+/// After every sink holds the epoch: snapshot state and prune the checkpoint
+/// (the caller then acknowledges the source).
+fn snapshot_state(checkpoint: &Checkpoint, stages: &StageSet, epoch: u64) -> Result<(), RunError> {
     if stages.has_state() {
-        checkpoint.write_state(plan.epoch, &stages.snapshot()?)?;
+        checkpoint.write_state(epoch, &stages.snapshot()?)?;
     }
-    checkpoint.prune(plan.epoch);
-    source.committed(pipeline, &plan.source)
+    checkpoint.prune(epoch);
+    Ok(())
 }
 
 /// Runs the stages on one epoch and commits it to every sink that lacks it.
@@ -414,8 +346,9 @@ async fn run_epoch(
         "stages": output.counts,
         "dead_letters": dead_count,
     });
-    for sink in sinks.iter_mut().filter(|s| s.committed < plan.epoch) {
-        let batches = match &sink.from {
+    for handle in sinks.iter_mut().filter(|s| s.committed < plan.epoch) {
+        let from = handle.sink.from().cloned();
+        let batches = match &from {
             Some(port) => output.ports.get(port).cloned().unwrap_or_default(),
             None => vec![dead_letters::to_batch(
                 &pipeline.name,
@@ -426,46 +359,16 @@ async fn run_epoch(
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let record = json!({
             "pipeline": pipeline.name,
-            "sink": sink.name,
-            "from": sink.from.as_ref().map(|port| pipeline.port_name(port)),
+            "sink": handle.sink.name(),
+            "from": from.as_ref().map(|port| pipeline.port_name(port)),
             "rows": rows,
             "plan": plan,
             "plugins": plugins,
             "counts": counts,
         });
-        let table = sink
-            .table
-            .take()
-            .expect("a sink's table is put back after every write");
-        let written = sink
-            .target
-            .write_epoch(table, batches, plan.epoch, record)
-            .await
-            .map_err(delta_error(&pipeline.name))?;
-        tracing::debug!(pipeline = %pipeline.name, epoch = plan.epoch, sink = %sink.name, rows, ms = started.elapsed().as_millis() as u64, "sink committed");
-        sink.table = Some(written);
-        sink.committed = plan.epoch;
-        sink.never_committed = false;
+        handle.sink.commit(plan.epoch, batches, record).await?;
+        tracing::debug!(pipeline = %pipeline.name, epoch = plan.epoch, sink = %handle.sink.name(), rows, ms = started.elapsed().as_millis() as u64, "sink committed");
+        handle.committed = plan.epoch;
     }
     Ok((output.counts, dead_count))
-}
-
-impl EpochSource {
-    /// Current lag: messages behind (Kafka) or versions behind (Delta).
-    pub async fn lag(&mut self) -> Option<i64> {
-        match self {
-            EpochSource::Kafka { source, .. } => tokio::task::block_in_place(|| source.lag()),
-            EpochSource::Delta {
-                path,
-                table,
-                next_version,
-                ..
-            } => {
-                let latest = crate::delta::source::latest_version(path, table)
-                    .await
-                    .ok()?;
-                Some((latest + 1).saturating_sub(*next_version) as i64)
-            }
-        }
-    }
 }

@@ -55,15 +55,7 @@ pub struct EpochOutput {
     pub counts: Vec<StageCounts>,
 }
 
-/// How rows of the source batch map back to source records.
-pub trait SourceRows {
-    /// Where source row `row` came from.
-    fn origin(&self, row: usize) -> Origin;
-    /// The raw bytes of source row `row`, when the source has them.
-    fn raw(&self, row: usize) -> Option<Vec<u8>>;
-    /// The origin of rows that cannot be traced to one source record.
-    fn untraced(&self) -> Origin;
-}
+pub use crate::connector::SourceRows;
 
 struct RunningStage {
     name: String,
@@ -487,7 +479,7 @@ fn rejected_letters(
             let source_row = row.filter(|r| r.is_valid(i)).map(|r| r.value(i) as usize);
             let (origin, source_raw) = match source_row {
                 Some(r) => trace(r),
-                None => (Origin::Unknown, None),
+                None => (Origin::default(), None),
             };
             DeadLetter {
                 stage: stage.to_string(),

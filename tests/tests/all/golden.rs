@@ -1,5 +1,6 @@
 //! Golden tests: for every case directory `tests/golden/<plugin>/<case>/` the
-//! plugin is configured with `config.json`, fed `input/<port>.jsonl`, and each
+//! plugin is configured with `config.json`, fed `input/<port>.jsonl` (one file
+//! per input port, e.g. a join's `in` and lookup), and each
 //! output port must equal `expected/<port>.jsonl` — both inside the wasm
 //! sandbox and natively through the SDK harness. `UPDATE_GOLDEN=1` rewrites the
 //! expected files (review the diff before committing it).
@@ -119,6 +120,11 @@ fn parse_json_golden() {
 }
 
 #[test]
+fn parse_csv_golden() {
+    golden::<parse_csv::ParseCsv>("parse-csv");
+}
+
+#[test]
 fn filter_paid_golden() {
     golden::<filter_paid::FilterPaid>("filter-paid");
 }
@@ -126,4 +132,9 @@ fn filter_paid_golden() {
 #[test]
 fn aggregate_golden() {
     golden::<aggregate::Aggregate>("aggregate");
+}
+
+#[test]
+fn join_golden() {
+    golden::<join::Join>("join");
 }

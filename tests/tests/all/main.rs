@@ -9,6 +9,7 @@ mod equivalence;
 mod failure_policy;
 mod golden;
 mod kafka_source;
+mod landing;
 mod loading;
 mod orders_pipeline;
 mod pipeline_validation;

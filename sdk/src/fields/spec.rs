@@ -1,12 +1,13 @@
-//! The schema a user declares in the config (`fields`), validated into a typed
-//! tree, and its Arrow form. Every config mistake names its key path.
+//! The schema a user declares in a parser's config (`fields`), validated into
+//! a typed tree, and its Arrow form. Every config mistake names its key path.
 
+use crate::PluginError;
+use crate::key::same_bytes;
+use arrow_schema::{DataType, Field, Fields, TimeUnit};
 use chrono::format::{Item, StrftimeItems};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::sync::Arc;
-use weir_sdk::key::same_bytes;
-use weir_sdk::prelude::*;
 
 /// One entry of `fields` (or a list's `items`) as written in the config.
 #[derive(Debug, Deserialize)]
@@ -67,29 +68,61 @@ pub enum TimestampFormat {
     EpochMillis,
     /// A whole number of microseconds since the epoch.
     EpochMicros,
-    /// A strftime pattern; `zoned` when it contains an offset (`%z`).
-    Pattern { pattern: String, zoned: bool },
+    /// A strftime pattern.
+    Pattern {
+        /// The pattern, e.g. `%d/%m/%Y %H:%M`.
+        pattern: String,
+        /// Whether it reads an offset (`%z`); without one the text is UTC.
+        zoned: bool,
+    },
+}
+
+impl TimestampFormat {
+    /// For the epoch formats, the microseconds in one unit of the number
+    /// (1,000,000 for seconds, 1,000 for milliseconds, 1 for microseconds);
+    /// `None` for the formats written as text.
+    #[inline]
+    pub fn micros_per_unit(&self) -> Option<i64> {
+        match self {
+            TimestampFormat::EpochSeconds => Some(1_000_000),
+            TimestampFormat::EpochMillis => Some(1_000),
+            TimestampFormat::EpochMicros => Some(1),
+            TimestampFormat::Iso8601 | TimestampFormat::Pattern { .. } => None,
+        }
+    }
 }
 
 /// A validated value type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ValueType {
+    /// UTF-8 text (Arrow Utf8).
     String,
+    /// 32-bit integer (Arrow Int32).
     Int32,
+    /// 64-bit integer (Arrow Int64).
     Int64,
+    /// 64-bit float (Arrow Float64).
     Float64,
+    /// true / false (Arrow Boolean).
     Boolean,
+    /// A point in time written in this format (Arrow Timestamp(µs, "UTC")).
     Timestamp(TimestampFormat),
+    /// A calendar date written in this strftime pattern (Arrow Date32).
     Date(String),
+    /// A nested object of these fields (Arrow Struct).
     Struct(Vec<FieldSpec>),
+    /// A list of items of this type; the flag says whether items may be null (Arrow List).
     List(Box<ValueType>, bool),
 }
 
 /// A validated field.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldSpec {
+    /// The column name.
     pub name: String,
+    /// The value type.
     pub ty: ValueType,
+    /// Whether a row must give a non-null value (the Arrow field is then non-nullable).
     pub required: bool,
     /// The first 8 bytes of the name as a word, so almost every other key is
     /// told apart with one comparison.
@@ -278,4 +311,113 @@ pub fn arrow_fields(fields: &[FieldSpec]) -> Fields {
         .iter()
         .map(|f| Field::new(&f.name, arrow_type(&f.ty), !f.required))
         .collect()
+}
+
+/// The JSON Schema of one entry of `fields`, for a plugin's config schema
+/// (as `$defs.field`). `nested` allows `struct` and `list` fields, whose
+/// `fields` and `items` refer back to `#/$defs/field`; without it the types
+/// are the flat ones and every field needs a `name`.
+pub fn field_schema(nested: bool) -> serde_json::Value {
+    let flat = [
+        "string",
+        "int32",
+        "int64",
+        "float64",
+        "boolean",
+        "timestamp",
+        "date",
+    ];
+    let (types, aliases, required) = if nested {
+        (
+            [flat.as_slice(), &["struct", "list"]].concat(),
+            "int, integer, long, bigint, double, float, bool, array",
+            vec!["type"],
+        )
+    } else {
+        (
+            flat.to_vec(),
+            "int, integer, long, bigint, double, float, bool",
+            vec!["name", "type"],
+        )
+    };
+    let mut properties = serde_json::json!({
+        "name": {"type": "string"},
+        "type": {"enum": types,
+                 "description": format!("Spark names are accepted too: {aliases}.")},
+        "required": {"type": "boolean", "default": false},
+        "format": {"type": "string", "description": "timestamp: iso8601 (default), epoch_seconds, epoch_millis, epoch_micros or a strftime pattern; date: a strftime pattern (default %Y-%m-%d)."}
+    });
+    if nested {
+        properties["fields"] =
+            serde_json::json!({"type": "array", "items": {"$ref": "#/$defs/field"}});
+        properties["items"] = serde_json::json!({"$ref": "#/$defs/field"});
+    }
+    serde_json::json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": required,
+        "properties": properties
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_words_are_the_first_eight_bytes_zero_padded() {
+        let key = b"abcdefghijk";
+        for len in 0..=key.len() {
+            let expected = key[..len.min(8)]
+                .iter()
+                .enumerate()
+                .fold(0u64, |word, (i, &b)| word | (u64::from(b) << (8 * i)));
+            assert_eq!(key_word(&key[..len]), expected, "length {len}");
+        }
+    }
+
+    #[test]
+    fn keys_match_a_field_name_only_when_every_byte_is_equal() {
+        let name = "abcdefghijklmnopqrstuvwx";
+        for len in 1..=name.len() {
+            let field = FieldSpec::new(name[..len].to_string(), ValueType::String, false);
+            let key = &name[..len];
+            assert!(
+                field.is_named(key, key_word(key.as_bytes())),
+                "length {len}"
+            );
+            for changed in 0..len {
+                let mut other = key.as_bytes().to_vec();
+                other[changed] = b'_';
+                let other = std::str::from_utf8(&other).unwrap();
+                let word = key_word(other.as_bytes());
+                assert!(!field.is_named(other, word), "length {len}, byte {changed}");
+            }
+            for other in [&name[..len - 1], &name[1..len]] {
+                let word = key_word(other.as_bytes());
+                assert!(!field.is_named(other, word), "length {len}, `{other}`");
+            }
+        }
+    }
+
+    #[test]
+    fn epoch_formats_know_their_unit() {
+        assert_eq!(
+            TimestampFormat::EpochSeconds.micros_per_unit(),
+            Some(1_000_000)
+        );
+        assert_eq!(TimestampFormat::EpochMillis.micros_per_unit(), Some(1_000));
+        assert_eq!(TimestampFormat::EpochMicros.micros_per_unit(), Some(1));
+        assert_eq!(TimestampFormat::Iso8601.micros_per_unit(), None);
+    }
+
+    #[test]
+    fn the_flat_field_schema_has_no_nested_types() {
+        let flat = field_schema(false);
+        let types = flat["properties"]["type"]["enum"].as_array().unwrap();
+        assert!(!types.iter().any(|t| t == "struct" || t == "list"));
+        assert!(flat["properties"].get("items").is_none());
+        let nested = field_schema(true);
+        assert_eq!(nested["properties"]["items"]["$ref"], "#/$defs/field");
+    }
 }

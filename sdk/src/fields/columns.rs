@@ -1,19 +1,15 @@
-//! Column buffers the parser appends to directly, shaped by the declared
+//! Column buffers a parser appends to directly, shaped by the declared
 //! fields. Every column can be rolled back to a row count, so a row rejected
 //! half-way through leaves nothing behind, and a good row allocates nothing.
 
-use crate::spec::{FieldSpec, ValueType, arrow_fields, arrow_type};
-use std::sync::Arc;
-use weir_sdk::arrow_array::types::{
-    Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
-};
-use weir_sdk::arrow_array::{
+use super::spec::{FieldSpec, ValueType, arrow_fields, arrow_type};
+use arrow_array::types::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{
     ArrayRef, ArrowPrimitiveType, BooleanArray, ListArray, PrimitiveArray, StringArray, StructArray,
 };
-use weir_sdk::arrow_buffer::{
-    BooleanBufferBuilder, Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer,
-};
-use weir_sdk::prelude::{Field, Fields};
+use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{Field, Fields};
+use std::sync::Arc;
 
 /// Values of one primitive column and their validity.
 pub struct Primitive<T: ArrowPrimitiveType> {
@@ -35,6 +31,7 @@ impl<T: ArrowPrimitiveType> Primitive<T> {
         self.nulls.append_non_null();
     }
 
+    #[inline]
     fn push_null(&mut self) {
         self.values.push(T::Native::default());
         self.nulls.append_null();
@@ -71,36 +68,65 @@ macro_rules! push_primitive {
 
 /// A growing Arrow column of one declared type.
 pub enum Column {
+    /// A `string` column.
     Str {
+        /// Where each value ends in `data` (starting with 0).
         offsets: Vec<i32>,
+        /// The text of all values, one after the other.
         data: Vec<u8>,
+        /// Which values are present.
         nulls: NullBufferBuilder,
     },
+    /// An `int32` column.
     I32(Primitive<Int32Type>),
+    /// An `int64` column.
     I64(Primitive<Int64Type>),
+    /// A `float64` column.
     F64(Primitive<Float64Type>),
+    /// A `timestamp` column: microseconds since the epoch, UTC.
     Micros(Primitive<TimestampMicrosecondType>),
+    /// A `date` column: days since the epoch.
     Days(Primitive<Date32Type>),
+    /// A `boolean` column.
     Bool {
+        /// The values.
         values: BooleanBufferBuilder,
+        /// Which values are present.
         nulls: NullBufferBuilder,
     },
+    /// A `struct` column.
     Struct {
+        /// The Arrow fields of the children.
         fields: Fields,
+        /// One column per nested field.
         children: Vec<Column>,
+        /// Which values are present.
         nulls: NullBufferBuilder,
     },
+    /// A `list` column.
     List {
+        /// The Arrow field of the items.
         item: Arc<Field>,
+        /// Where each list ends in `child` (starting with 0).
         offsets: Vec<i32>,
+        /// The items of all lists, one after the other.
         child: Box<Column>,
+        /// Which values are present.
         nulls: NullBufferBuilder,
     },
 }
 
 /// The string data of one column passed the 2 GiB an Arrow `Utf8` column holds.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ColumnFull;
+
+impl std::fmt::Display for ColumnFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the batch holds over 2 GiB of text in this column; use smaller batches")
+    }
+}
+
+impl std::error::Error for ColumnFull {}
 
 impl Column {
     /// An empty column for `ty`, with room for `rows` values.
@@ -139,6 +165,7 @@ impl Column {
         fields.iter().map(|f| Column::new(&f.ty, rows)).collect()
     }
 
+    #[inline]
     fn nulls(&self) -> &NullBufferBuilder {
         match self {
             Column::Str { nulls, .. }
@@ -154,11 +181,19 @@ impl Column {
     }
 
     /// Number of values (null or not) appended so far.
+    #[inline]
     pub fn len(&self) -> usize {
         self.nulls().len()
     }
 
+    /// Whether no value was appended yet.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Appends a null (to every child, for a struct).
+    #[inline]
     pub fn push_null(&mut self) {
         match self {
             Column::Str { offsets, nulls, .. } => {
@@ -224,6 +259,7 @@ impl Column {
     }
 
     /// Marks the struct or list value just filled in as present (not null).
+    #[inline]
     pub fn close_value(&mut self) {
         match self {
             Column::Struct { nulls, .. } => nulls.append_non_null(),
@@ -335,8 +371,8 @@ impl Column {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_sdk::arrow_array::Array;
-    use weir_sdk::arrow_array::cast::AsArray;
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
 
     /// Appends one element `{"s": text}` to a list-of-structs column, without
     /// closing the list value.

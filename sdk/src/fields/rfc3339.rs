@@ -66,12 +66,14 @@ pub fn parse_micros(text: &str) -> Option<i64> {
     Some(seconds * 1_000_000 + micros_of_second)
 }
 
+#[inline]
 fn digits(bytes: &[u8]) -> Option<i64> {
     bytes.iter().try_fold(0i64, |n, &c| {
         c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
     })
 }
 
+#[inline]
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,

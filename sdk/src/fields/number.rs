@@ -2,6 +2,16 @@
 //! `-? int frac? exp?`) when it is a whole number, computed from its decimal
 //! digits, never through a double: `3.0`, `1e1`, `30e-1` and `-0` are the
 //! integers 3, 10, 3 and 0; `1.5` and `1e-1` are not integers.
+//!
+//! ```
+//! use weir_sdk::fields::{Integer, integer_literal};
+//!
+//! assert_eq!(integer_literal("30e-1"), Some(Integer::Exact(3)));
+//! assert_eq!(integer_literal("9007199254740993.0"), Some(Integer::Exact(9_007_199_254_740_993)));
+//! assert_eq!(integer_literal("1.5"), Some(Integer::Fraction));
+//! assert_eq!(integer_literal("1e40"), Some(Integer::TooLarge));
+//! assert_eq!(integer_literal("+3"), None); // not a JSON number
+//! ```
 
 /// What a literal is, as an integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +27,82 @@ pub enum Integer {
 /// The most decimal digits an `i128` magnitude is tried with (it holds 38 in full).
 const MAX_DIGITS: usize = 39;
 
-/// Classifies `literal`, which serde_json has already checked is a JSON number.
+/// Whether `text` is a JSON number literal, `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`,
+/// with nothing around it (no sign `+`, no leading zeros, no spaces).
+#[inline]
+pub fn is_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut at = usize::from(bytes.first() == Some(&b'-'));
+    let digits = |at: &mut usize| {
+        let start = *at;
+        while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
+            *at += 1;
+        }
+        *at - start
+    };
+    let whole_start = at;
+    match digits(&mut at) {
+        0 => return false,
+        1 => {}
+        _ if bytes[whole_start] == b'0' => return false,
+        _ => {}
+    }
+    if bytes.get(at) == Some(&b'.') {
+        at += 1;
+        if digits(&mut at) == 0 {
+            return false;
+        }
+    }
+    if let Some(b'e' | b'E') = bytes.get(at) {
+        at += 1;
+        if let Some(b'+' | b'-') = bytes.get(at) {
+            at += 1;
+        }
+        if digits(&mut at) == 0 {
+            return false;
+        }
+    }
+    at == bytes.len()
+}
+
+/// Classifies `text` as [`integer_value`] does when it is a JSON number
+/// literal ([`is_number`]); `None` when it is not one. Plain integers of up
+/// to 18 digits, the common case, are read without the general path.
+#[inline]
+pub fn integer_literal(text: &str) -> Option<Integer> {
+    if let Some(n) = plain_integer(text.as_bytes()) {
+        return Some(Integer::Exact(i128::from(n)));
+    }
+    is_number(text).then(|| integer_value(text))
+}
+
+/// `-?[1-9][0-9]{0,17}` or `0`, which always fits an `i64`; `None` for any
+/// other text.
+#[inline]
+fn plain_integer(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, bytes),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] => return Some(0),
+        [b'0', ..] => return None,
+        _ if digits.len() > 18 => return None,
+        _ => {}
+    }
+    let mut value: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -value } else { value })
+}
+
+/// Classifies `literal`, which must be a JSON number (serde_json checked it,
+/// or [`is_number`] did).
 pub fn integer_value(literal: &str) -> Integer {
     let (negative, rest) = match literal.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -104,6 +189,53 @@ fn parse_exponent(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_number_grammar() {
+        for good in [
+            "0",
+            "-0",
+            "7",
+            "-12",
+            "10",
+            "0.5",
+            "-0.0",
+            "1e2",
+            "1E+2",
+            "1e-2",
+            "2.50e0",
+            "123456789012345678901234567890",
+        ] {
+            assert!(is_number(good), "{good}");
+        }
+        for bad in [
+            "", "-", "+1", "01", "-01", "1.", ".5", "1e", "1e+", "--1", " 1", "1 ", "1,0", "0x10",
+            "inf", "NaN", "1.5.2", "1e5e5", "١",
+        ] {
+            assert!(!is_number(bad), "{bad}");
+            assert_eq!(integer_literal(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_plain_integer_path_agrees_with_the_general_one() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-12",
+            "999999999999999999",
+            "-999999999999999999",
+            "1000000000000000000",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "3.0",
+            "1e1",
+        ] {
+            assert_eq!(integer_literal(text), Some(integer_value(text)), "{text}");
+        }
+    }
 
     #[test]
     fn table_of_literals() {

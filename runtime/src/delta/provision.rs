@@ -1,13 +1,22 @@
 //! Creates every sink and dead-letter table a file needs before any pipeline
 //! starts (sequentially, so pipelines sharing a table never race to create
 //! it). New tables take the schema of the port that feeds them, the sink's
-//! partition columns and properties, and Change Data Feed on by default so a
-//! downstream Delta source can read them.
+//! partition columns and properties, Change Data Feed on by default so a
+//! downstream Delta source can read them, and an explicit
+//! `delta.checkpointInterval` (Spark's default, 10) so every reader agrees on
+//! when `_delta_log` checkpoints are written; the `txn` versions recovery
+//! relies on survive them (Delta protocol: checkpoints carry `txn` actions).
 
-use super::RunError;
 use crate::delta::{dead_letters, table};
 use crate::pipeline::PreparedFile;
+use crate::run::RunError;
 use std::collections::BTreeMap;
+
+/// Table properties of every table Weir creates, unless the sink sets them.
+pub const DEFAULT_PROPERTIES: [(&str, &str); 2] = [
+    ("delta.enableChangeDataFeed", "true"),
+    ("delta.checkpointInterval", "10"),
+];
 
 /// Creates the missing tables; returns the directories it created.
 pub async fn create_missing(file: &PreparedFile) -> Result<Vec<std::path::PathBuf>, RunError> {
@@ -27,9 +36,11 @@ pub async fn create_missing(file: &PreparedFile) -> Result<Vec<std::path::PathBu
                 })
             })?;
             let mut properties = sink.properties.clone();
-            properties
-                .entry("delta.enableChangeDataFeed".into())
-                .or_insert_with(|| "true".into());
+            for (key, value) in DEFAULT_PROPERTIES {
+                properties
+                    .entry(key.to_string())
+                    .or_insert_with(|| value.to_string());
+            }
             wanted.push((
                 sink.table.clone(),
                 schema,
@@ -41,7 +52,10 @@ pub async fn create_missing(file: &PreparedFile) -> Result<Vec<std::path::PathBu
             pipeline.dead_letters.clone(),
             dead_letters::schema(),
             vec!["pipeline".to_string()],
-            BTreeMap::from([("delta.enableChangeDataFeed".to_string(), "true".to_string())]),
+            DEFAULT_PROPERTIES
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
         ));
         for (path, schema, partition_by, properties) in wanted {
             if table::open(&path).await.map_err(fail)?.is_some() {

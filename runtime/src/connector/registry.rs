@@ -1,0 +1,108 @@
+//! The one place that maps a pipeline file's `[pipeline.source.*]` and
+//! `[[pipeline.sink]]` entries to connector implementations. A new connector
+//! adds its arm here (and its config variant in `pipeline/spec.rs`, its range
+//! variant in `run/epoch.rs`); the epoch runner stays untouched.
+
+use super::{Sink, Source};
+use crate::delta::dead_letters;
+use crate::delta::epoch_source::DeltaEpochSource;
+use crate::delta::sink::{DeltaSink, SinkTarget};
+use crate::kafka::epoch_source::{KafkaEpochSource, KafkaSourceSpec};
+use crate::landing::epoch_source::LandingSource;
+use crate::pipeline::spec::SinkMode;
+use crate::pipeline::{PreparedFile, PreparedPipeline, Source as SourceSpec};
+use crate::run::RunError;
+use crate::run::epoch::SourceRange;
+
+/// Opens the pipeline's source, positioned after `resume` (the range of the
+/// last epoch every sink holds, or the one a replay ended with).
+pub async fn open_source(
+    prepared: &PreparedPipeline,
+    resume: Option<&SourceRange>,
+    once: bool,
+) -> Result<Box<dyn Source>, RunError> {
+    let pipeline = &prepared.spec;
+    Ok(match &pipeline.source {
+        SourceSpec::Kafka {
+            topics,
+            group_id,
+            start,
+            connection,
+            fail_on_data_loss,
+        } => Box::new(
+            KafkaEpochSource::open(
+                &pipeline.name,
+                KafkaSourceSpec {
+                    topics,
+                    group_id,
+                    start: *start,
+                    connection,
+                    fail_on_data_loss: *fail_on_data_loss,
+                },
+                resume,
+            )
+            .await?,
+        ),
+        SourceSpec::Files(spec) => Box::new(LandingSource::open(
+            &pipeline.name,
+            spec.clone(),
+            resume,
+            once,
+        )?),
+        SourceSpec::Delta {
+            table,
+            start,
+            poll_interval,
+        } => Box::new(
+            DeltaEpochSource::open(&pipeline.name, table, *start, *poll_interval, resume, once)
+                .await?,
+        ),
+    })
+}
+
+/// Opens every sink of the pipeline, then its dead-letter sink (always last).
+pub async fn open_sinks(prepared: &PreparedPipeline) -> Result<Vec<Box<dyn Sink>>, RunError> {
+    let pipeline = &prepared.spec;
+    let failed = |source| RunError::Delta {
+        pipeline: pipeline.name.clone(),
+        source,
+    };
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    for sink in &pipeline.sinks {
+        let target = SinkTarget {
+            path: sink.table.clone(),
+            app_id: pipeline.app_id(&sink.name),
+            mode: sink.mode,
+            merge: sink.merge.clone(),
+        };
+        let opened = DeltaSink::open(
+            &pipeline.name,
+            &sink.name,
+            Some(sink.from.clone()),
+            target,
+            None,
+        )
+        .await
+        .map_err(failed)?;
+        sinks.push(Box::new(opened));
+    }
+    let dead = SinkTarget {
+        path: pipeline.dead_letters.clone(),
+        app_id: pipeline.app_id("dead_letters"),
+        mode: SinkMode::Append,
+        merge: None,
+    };
+    let schema = dead_letters::schema();
+    let opened = DeltaSink::open(&pipeline.name, "dead_letters", None, dead, Some(&schema))
+        .await
+        .map_err(failed)?;
+    sinks.push(Box::new(opened));
+    Ok(sinks)
+}
+
+/// Creates what every sink of the file needs before any pipeline starts
+/// (sequentially, so pipelines sharing a table never race to create it).
+pub async fn prepare_sinks(file: &PreparedFile) -> Result<(), RunError> {
+    crate::delta::provision::create_missing(file).await?;
+    Ok(())
+}

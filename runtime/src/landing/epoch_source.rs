@@ -1,0 +1,361 @@
+//! A landing directory as an epoch [`Source`]. An epoch is a set of whole
+//! files (ready ones, oldest first, until the batch policy's record or byte
+//! limit is reached), recorded with size and modification time; a replay
+//! reads exactly those files again and refuses if one changed. The set of
+//! processed names still in the directory travels in every plan, so a
+//! restart (even with the checkpoint directory gone: the plan is also in the
+//! sinks' commits) never reads a file twice.
+
+use super::LandingError;
+use super::read::{Format, Records};
+use super::scan::{self, Listed, Stability};
+use crate::connector::{Fetched, Source, SourceRows};
+use crate::delta::dead_letters::Origin;
+use crate::pipeline::spec::BatchPolicy;
+use crate::run::RunError;
+use crate::run::epoch::SourceRange;
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The source kind recorded in dead letters.
+pub const KIND: &str = "files";
+
+/// One file of an epoch, as planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandedFile {
+    /// Name in the landing directory.
+    pub name: String,
+    /// Size in bytes when planned.
+    pub size: u64,
+    /// Modification time when planned, ns since the Unix epoch.
+    pub modified_nanos: i64,
+    /// Records cut from it.
+    pub records: u64,
+}
+
+/// What happens to a file once every sink holds its epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AfterCommit {
+    /// Leave it (its name stays in every plan while it is there).
+    #[default]
+    Keep,
+    /// Delete it.
+    Delete,
+    /// Move it into this directory.
+    Move(PathBuf),
+}
+
+/// What `[pipeline.source.files]` resolves to.
+#[derive(Debug, Clone)]
+pub struct LandingSpec {
+    /// The landing directory.
+    pub dir: PathBuf,
+    /// How files are cut into records.
+    pub format: Format,
+    /// Which names are read.
+    pub pattern: glob::Pattern,
+    /// How long size and modification time must be unchanged.
+    pub stable_for: Duration,
+    /// How often to look for new files while streaming.
+    pub poll_interval: Duration,
+    /// What happens to processed files.
+    pub after_commit: AfterCommit,
+}
+
+/// A pipeline's landing-zone source.
+pub struct LandingSource {
+    pipeline: String,
+    spec: LandingSpec,
+    /// Names read by committed (or replayed) epochs and still in the directory.
+    processed: BTreeSet<String>,
+    stability: Stability,
+    /// With `--once`: the names present at start; nothing else is read.
+    until: Option<BTreeSet<String>>,
+}
+
+impl LandingSource {
+    /// Opens the directory, positioned after `resume` (the last epoch's range).
+    pub fn open(
+        pipeline: &str,
+        spec: LandingSpec,
+        resume: Option<&SourceRange>,
+        once: bool,
+    ) -> Result<Self, RunError> {
+        let mut processed = BTreeSet::new();
+        if let Some(SourceRange::Files {
+            files,
+            processed: before,
+            ..
+        }) = resume
+        {
+            processed.extend(before.iter().cloned());
+            processed.extend(files.iter().map(|f| f.name.clone()));
+        }
+        let until = if once {
+            let listed = scan::list(&spec.dir, &spec.pattern).map_err(failed(pipeline))?;
+            Some(listed.into_iter().map(|f| f.name).collect())
+        } else {
+            None
+        };
+        Ok(LandingSource {
+            pipeline: pipeline.to_string(),
+            spec,
+            processed,
+            stability: Stability::default(),
+            until,
+        })
+    }
+
+    fn range(&self, files: Vec<LandedFile>) -> SourceRange {
+        SourceRange::Files {
+            dir: self.spec.dir.display().to_string(),
+            files,
+            processed: self.processed.iter().cloned().collect(),
+        }
+    }
+
+    /// Where a planned file is now: in the directory, or where it was moved.
+    fn locate(&self, name: &str) -> Option<PathBuf> {
+        let here = self.spec.dir.join(name);
+        if here.exists() {
+            return Some(here);
+        }
+        match &self.spec.after_commit {
+            AfterCommit::Move(to) if to.join(name).exists() => Some(to.join(name)),
+            _ => None,
+        }
+    }
+
+    /// Moves or deletes processed files still in the directory.
+    fn clean_up(&mut self, names: &[String]) -> Result<(), LandingError> {
+        for name in names {
+            let path = self.spec.dir.join(name);
+            if !path.exists() {
+                self.processed.remove(name);
+                continue;
+            }
+            match &self.spec.after_commit {
+                AfterCommit::Keep => continue,
+                AfterCommit::Delete => {
+                    std::fs::remove_file(&path).map_err(|source| LandingError::AfterCommit {
+                        file: path.clone(),
+                        action: "delete",
+                        source,
+                    })?
+                }
+                AfterCommit::Move(to) => std::fs::create_dir_all(to)
+                    .and_then(|()| std::fs::rename(&path, to.join(name)))
+                    .map_err(|source| LandingError::AfterCommit {
+                        file: path.clone(),
+                        action: "move",
+                        source,
+                    })?,
+            }
+            self.processed.remove(name);
+        }
+        Ok(())
+    }
+}
+
+fn failed(pipeline: &str) -> impl Fn(LandingError) -> RunError + '_ {
+    move |source| RunError::Connector {
+        pipeline: pipeline.to_string(),
+        kind: KIND,
+        source: Box::new(source),
+    }
+}
+
+/// Reads `files` (from `paths`, in order) into one batch. With `verify`
+/// (a replay) every file must be exactly as planned; otherwise each file's
+/// size, time and record count are taken as read, and reading stops after
+/// the file that reaches `policy`'s record or byte limit (files are never
+/// split across epochs).
+fn read_files(
+    mut files: Vec<LandedFile>,
+    paths: &[PathBuf],
+    format: Format,
+    verify: bool,
+    policy: Option<&BatchPolicy>,
+) -> Result<(Vec<LandedFile>, RecordBatch), LandingError> {
+    let mut records = Records::default();
+    let mut total_bytes = 0usize;
+    let mut taken = 0;
+    for (file, path) in files.iter_mut().zip(paths) {
+        let bytes = std::fs::read(path).map_err(|source| LandingError::Read {
+            file: path.clone(),
+            source,
+        })?;
+        let meta = std::fs::metadata(path).map_err(|source| LandingError::Read {
+            file: path.clone(),
+            source,
+        })?;
+        let (size, modified) = (bytes.len() as u64, scan::modified_nanos(&meta));
+        let cut = records.append(&file.name, &bytes, format) as u64;
+        if verify && (size, modified, cut) != (file.size, file.modified_nanos, file.records) {
+            return Err(LandingError::Changed {
+                file: path.clone(),
+                recorded_size: file.size,
+                recorded_modified: file.modified_nanos,
+                size,
+                modified,
+            });
+        }
+        (file.size, file.modified_nanos, file.records) = (size, modified, cut);
+        taken += 1;
+        total_bytes = total_bytes.saturating_add(bytes.len());
+        if policy.is_some_and(|p| records.rows() >= p.max_records || total_bytes >= p.max_bytes) {
+            break;
+        }
+    }
+    files.truncate(taken);
+    Ok((files, records.finish()))
+}
+
+#[async_trait::async_trait]
+impl Source for LandingSource {
+    async fn next(
+        &mut self,
+        policy: &BatchPolicy,
+        once: bool,
+        stop: &AtomicBool,
+    ) -> Result<Option<Fetched>, RunError> {
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let listed =
+                scan::list(&self.spec.dir, &self.spec.pattern).map_err(failed(&self.pipeline))?;
+            let fresh: Vec<Listed> = listed
+                .into_iter()
+                .filter(|f| !self.processed.contains(&f.name))
+                .filter(|f| self.until.as_ref().is_none_or(|u| u.contains(&f.name)))
+                .collect();
+            if fresh.is_empty() && once {
+                return Ok(None);
+            }
+            let ready = self.stability.ready(
+                fresh,
+                self.spec.stable_for,
+                Instant::now(),
+                SystemTime::now(),
+            );
+            if ready.is_empty() {
+                let nap = self
+                    .spec
+                    .poll_interval
+                    .min(self.spec.stable_for.max(Duration::from_millis(10)));
+                tokio::time::sleep(nap).await;
+                continue;
+            }
+            let paths: Vec<PathBuf> = ready.iter().map(|f| self.spec.dir.join(&f.name)).collect();
+            let files: Vec<LandedFile> = ready
+                .into_iter()
+                .map(|f| LandedFile {
+                    name: f.name,
+                    size: f.size,
+                    modified_nanos: f.modified_nanos,
+                    records: 0,
+                })
+                .collect();
+            let (format, policy) = (self.spec.format, *policy);
+            let (files, batch) = tokio::task::spawn_blocking(move || {
+                read_files(files, &paths, format, false, Some(&policy))
+            })
+            .await
+            .expect("reading files does not panic")
+            .map_err(failed(&self.pipeline))?;
+            let range = self.range(files);
+            return Ok(Some(Fetched {
+                rows: Box::new(LandedRows(batch.clone())),
+                batch,
+                range,
+            }));
+        }
+    }
+
+    async fn replay(&mut self, range: &SourceRange) -> Result<Fetched, RunError> {
+        let SourceRange::Files { files, .. } = range else {
+            return Err(RunError::WrongSourceKind {
+                pipeline: self.pipeline.clone(),
+                expected: KIND,
+            });
+        };
+        let mut paths = Vec::new();
+        for file in files {
+            let path = self.locate(&file.name).ok_or_else(|| {
+                failed(&self.pipeline)(LandingError::Missing {
+                    file: self.spec.dir.join(&file.name),
+                    moved_to: match &self.spec.after_commit {
+                        AfterCommit::Move(to) => Some(to.clone()),
+                        _ => None,
+                    },
+                })
+            })?;
+            paths.push(path);
+        }
+        let (files, format) = (files.clone(), self.spec.format);
+        let (_, batch) =
+            tokio::task::spawn_blocking(move || read_files(files, &paths, format, true, None))
+                .await
+                .expect("reading files does not panic")
+                .map_err(failed(&self.pipeline))?;
+        Ok(Fetched {
+            rows: Box::new(LandedRows(batch.clone())),
+            batch,
+            range: range.clone(),
+        })
+    }
+
+    async fn acknowledge(&mut self, range: &SourceRange) -> Result<(), RunError> {
+        let SourceRange::Files { files, .. } = range else {
+            return Ok(());
+        };
+        self.processed.extend(files.iter().map(|f| f.name.clone()));
+        // Every processed name belongs to an epoch all sinks hold now, so
+        // files a crash left behind are cleaned up here too.
+        let names: Vec<String> = self.processed.iter().cloned().collect();
+        self.clean_up(&names).map_err(failed(&self.pipeline))
+    }
+
+    async fn lag(&mut self) -> Option<i64> {
+        let listed = scan::list(&self.spec.dir, &self.spec.pattern).ok()?;
+        let waiting = listed
+            .iter()
+            .filter(|f| !self.processed.contains(&f.name))
+            .count();
+        i64::try_from(waiting).ok()
+    }
+}
+
+/// Landed rows carry their file name and line.
+struct LandedRows(RecordBatch);
+
+impl SourceRows for LandedRows {
+    fn origin(&self, row: usize) -> Origin {
+        let file = self.0.column_by_name("file").map(|c| c.as_string::<i32>());
+        let line = self
+            .0
+            .column_by_name("line")
+            .map(|c| c.as_primitive::<Int64Type>());
+        let mut origin = Origin::of(KIND);
+        if let Some(file) = file {
+            origin = origin.text("file", file.value(row));
+        }
+        if let Some(line) = line {
+            origin = origin.int("line", line.value(row));
+        }
+        origin
+    }
+    fn raw(&self, row: usize) -> Option<Vec<u8>> {
+        let values = self.0.column_by_name("value")?.as_binary::<i32>();
+        values.is_valid(row).then(|| values.value(row).to_vec())
+    }
+    fn untraced(&self) -> Origin {
+        Origin::of(KIND)
+    }
+}

@@ -1,0 +1,130 @@
+//! The landing-zone file source (Spark's Auto Loader / file stream source):
+//! a directory where other systems drop JSON-lines or CSV files. Each file
+//! is read exactly once across restarts and crashes: an epoch's plan names
+//! its files with size and modification time, and every plan carries the
+//! names already processed that are still in the directory, so a restart
+//! knows what not to read again. Files still being written are skipped
+//! ([`scan`]); records reach plugins unparsed ([`read`]); after an epoch
+//! commits its files can be kept, deleted or moved away.
+
+pub mod epoch_source;
+pub mod read;
+pub mod scan;
+
+use std::path::PathBuf;
+
+/// Problems with a landing directory or one of its files; each names it.
+#[derive(Debug, thiserror::Error)]
+pub enum LandingError {
+    /// The directory cannot be listed.
+    #[error("landing directory {dir}: cannot list it: {source}")]
+    List {
+        /// The directory.
+        dir: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file cannot be read.
+    #[error("landed file {file}: cannot read it: {source}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file an epoch recorded is gone, so the epoch cannot be replayed.
+    #[error(
+        "landed file {file} of epoch range is gone (not in the landing directory{}); a replay must read exactly the recorded files — put it back",
+        moved_to.as_ref().map(|d| format!(" nor in {}", d.display())).unwrap_or_default()
+    )]
+    Missing {
+        /// The file.
+        file: PathBuf,
+        /// Where processed files are moved, if configured.
+        moved_to: Option<PathBuf>,
+    },
+    /// A recorded file changed after it was planned.
+    #[error(
+        "landed file {file} changed after it was planned: recorded {recorded_size} bytes modified at {recorded_modified} ns, now {size} bytes modified at {modified} ns; files must not be rewritten once landed — write a new file instead"
+    )]
+    Changed {
+        /// The file.
+        file: PathBuf,
+        /// Size in the plan.
+        recorded_size: u64,
+        /// Modification time in the plan.
+        recorded_modified: i64,
+        /// Size now.
+        size: u64,
+        /// Modification time now.
+        modified: i64,
+    },
+    /// A processed file cannot be moved or deleted after its epoch committed.
+    #[error("landed file {file}: cannot {action} it after its epoch committed: {source}")]
+    AfterCommit {
+        /// The file.
+        file: PathBuf,
+        /// `move` or `delete`.
+        action: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Resolves `[pipeline.source.files]` (paths relative to `base`); every
+/// problem as `(key, message)`.
+pub fn resolve(
+    spec: crate::pipeline::spec::FilesSourceSpec,
+    base: &std::path::Path,
+) -> Result<epoch_source::LandingSpec, Vec<(&'static str, String)>> {
+    use crate::pipeline::spec::AfterCommitSpec;
+    use epoch_source::AfterCommit;
+    let mut problems = Vec::new();
+    let glob = spec.glob.clone().unwrap_or_else(|| {
+        match spec.format {
+            read::Format::Jsonl => "*.jsonl",
+            read::Format::Csv => "*.csv",
+        }
+        .to_string()
+    });
+    let pattern = glob::Pattern::new(&glob)
+        .map_err(|e| problems.push(("glob", format!("`{glob}` is not a glob pattern: {e}"))))
+        .ok();
+    let after_commit = match (spec.after_commit, &spec.move_to) {
+        (AfterCommitSpec::Move, Some(to)) => AfterCommit::Move(base.join(to)),
+        (AfterCommitSpec::Move, None) => {
+            problems.push((
+                "move_to",
+                "after_commit = \"move\" needs `move_to`, the directory processed files go to"
+                    .into(),
+            ));
+            AfterCommit::Keep
+        }
+        (other, Some(_)) => {
+            problems.push((
+                "move_to",
+                format!("is only used with after_commit = \"move\", not {other:?}").to_lowercase(),
+            ));
+            AfterCommit::Keep
+        }
+        (AfterCommitSpec::Keep, None) => AfterCommit::Keep,
+        (AfterCommitSpec::Delete, None) => AfterCommit::Delete,
+    };
+    if spec.stable_for.is_zero() {
+        problems.push((
+            "stable_for",
+            "must be positive: a file still being written would be read half-way".into(),
+        ));
+    }
+    match pattern {
+        Some(pattern) if problems.is_empty() => Ok(epoch_source::LandingSpec {
+            dir: base.join(&spec.dir),
+            format: spec.format,
+            pattern,
+            stable_for: spec.stable_for,
+            poll_interval: spec.poll_interval,
+            after_commit,
+        }),
+        _ => Err(problems),
+    }
+}

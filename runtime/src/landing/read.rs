@@ -1,0 +1,168 @@
+//! Cuts a landed file into records, without parsing them (parsing belongs to
+//! plugins): JSON lines are split at newlines; CSV is split at newlines
+//! outside double quotes, so a quoted field may hold line breaks (RFC 4180).
+//! A trailing `\r` is dropped, blank records are skipped, and each record
+//! keeps the 1-based line number it starts on. The header row of a CSV file
+//! is delivered like any record (line 1); `parse-csv` reads it.
+
+use arrow::array::{BinaryBuilder, Int64Builder, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use std::sync::{Arc, LazyLock};
+
+/// How a landed file is cut into records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// One JSON value per line.
+    Jsonl,
+    /// Comma-separated values with `"` quoting; the header is line 1.
+    Csv,
+}
+
+/// Schema of a landed batch: `value` (the record's bytes), `file` (its name
+/// in the landing directory) and `line` (1-based, where the record starts).
+pub fn schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("value", DataType::Binary, false),
+            Field::new("file", DataType::Utf8, false),
+            Field::new("line", DataType::Int64, false),
+        ]))
+    });
+    SCHEMA.clone()
+}
+
+/// Appends the records of one file's `bytes` to a batch being built.
+#[derive(Default)]
+pub struct Records {
+    value: BinaryBuilder,
+    file: StringBuilder,
+    line: Int64Builder,
+    rows: usize,
+}
+
+impl Records {
+    /// Rows appended so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Cuts `bytes` (the whole file `name`) into records; returns how many.
+    pub fn append(&mut self, name: &str, bytes: &[u8], format: Format) -> usize {
+        let before = self.rows;
+        let mut line = 1i64;
+        let mut start = 0usize;
+        let mut start_line = 1i64;
+        let mut quoted = false;
+        for (i, &byte) in bytes.iter().enumerate() {
+            match byte {
+                b'"' if format == Format::Csv => quoted = !quoted,
+                b'\n' => {
+                    line += 1;
+                    if !quoted {
+                        self.record(name, &bytes[start..i], start_line);
+                        start = i + 1;
+                        start_line = line;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if start < bytes.len() {
+            self.record(name, &bytes[start..], start_line);
+        }
+        self.rows - before
+    }
+
+    fn record(&mut self, name: &str, mut record: &[u8], line: i64) {
+        if let [rest @ .., b'\r'] = record {
+            record = rest;
+        }
+        if record.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        self.value.append_value(record);
+        self.file.append_value(name);
+        self.line.append_value(line);
+        self.rows += 1;
+    }
+
+    /// The batch of everything appended.
+    pub fn finish(mut self) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(self.value.finish()),
+                Arc::new(self.file.finish()),
+                Arc::new(self.line.finish()),
+            ],
+        )
+        .expect("columns match the landed-records schema")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::Int64Type;
+
+    fn cut(bytes: &[u8], format: Format) -> Vec<(String, i64)> {
+        let mut records = Records::default();
+        records.append("f", bytes, format);
+        let batch = records.finish();
+        let values = batch.column(0).as_binary::<i32>();
+        let lines = batch.column(2).as_primitive::<Int64Type>();
+        (0..batch.num_rows())
+            .map(|i| {
+                (
+                    String::from_utf8(values.value(i).to_vec()).unwrap(),
+                    lines.value(i),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn json_lines_keep_their_line_numbers_and_skip_blank_lines() {
+        let got = cut(b"{\"a\":1}\r\n\n  \n{\"a\":2}\n{\"a\":3}", Format::Jsonl);
+        assert_eq!(
+            got,
+            vec![
+                ("{\"a\":1}".into(), 1),
+                ("{\"a\":2}".into(), 4),
+                ("{\"a\":3}".into(), 5)
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_records_may_hold_quoted_line_breaks() {
+        let got = cut(
+            b"id,note\r\n1,\"two\nlines\"\r\n2,\"say \"\"hi\"\"\"\n",
+            Format::Csv,
+        );
+        assert_eq!(
+            got,
+            vec![
+                ("id,note".into(), 1),
+                ("1,\"two\nlines\"".into(), 2),
+                ("2,\"say \"\"hi\"\"\"".into(), 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_quote_in_json_lines_does_not_join_lines() {
+        let got = cut(b"{\"a\":\"x\n{\"a\":2}\n", Format::Jsonl);
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|(v, _)| !v.is_empty()));
+    }
+
+    #[test]
+    fn empty_files_have_no_records() {
+        let mut records = Records::default();
+        assert_eq!(records.append("f", b"", Format::Csv), 0);
+        assert_eq!(records.finish().column(1).len(), 0);
+    }
+}
