@@ -162,8 +162,10 @@ impl Plugin for ParseCsv {
     fn process(&mut self, inputs: &Inputs) -> Result<Outputs, PluginError> {
         let input = inputs.get("in")?;
         let values = Values::of(&input, &self.input_column)?;
-        let files = optional_column(&input, FILE_COLUMN, |array| array.as_string_opt::<i32>())?;
-        let lines = optional_column(&input, LINE_COLUMN, |array| {
+        let files = optional_column(&input, FILE_COLUMN, "Utf8", |array| {
+            array.as_string_opt::<i32>()
+        })?;
+        let lines = optional_column(&input, LINE_COLUMN, "Int64", |array| {
             array.as_primitive_opt::<Int64Type>()
         })?;
         let rows = input.num_rows();
@@ -205,22 +207,11 @@ impl Plugin for ParseCsv {
                 continue;
             }
             let layout = if self.header {
-                match headers.get(file) {
-                    Some(Ok(layout)) => layout,
-                    Some(Err(problem)) => {
-                        rejects.push(
-                            row,
-                            Some(raw.bytes()),
-                            problem.field(),
-                            &problem.to_string(),
-                        );
-                        continue;
-                    }
-                    None => {
-                        let problem = HeaderError::NotSeen {
-                            file: file.map(str::to_string),
-                        };
-                        rejects.push(row, Some(raw.bytes()), None, &problem.to_string());
+                match headers.layout(file) {
+                    Ok(layout) => layout,
+                    Err(problem) => {
+                        let reason = problem.to_string();
+                        rejects.push(row, Some(raw.bytes()), problem.field(), &reason);
                         continue;
                     }
                 }
@@ -262,17 +253,17 @@ fn one_character(text: &str, key: &str) -> Result<u8, PluginError> {
 }
 
 /// Input column `name` as the array `cast` gives, when the input has it; a
-/// bad-input error naming it when it has another type.
+/// bad-input error naming it when it is not of the `expected` type.
 fn optional_column<'a, T: 'a>(
     input: &Input<'a>,
     name: &str,
+    expected: &str,
     cast: impl Fn(&'a dyn Array) -> Option<&'a T>,
 ) -> Result<Option<&'a T>, PluginError> {
     let Some(array) = input.batch().column_by_name(name) else {
         return Ok(None);
     };
     cast(array.as_ref()).map(Some).ok_or_else(|| {
-        let expected = if name == FILE_COLUMN { "Utf8" } else { "Int64" };
         PluginError::bad_input(
             input.name(),
             format!(
@@ -570,6 +561,17 @@ impl<'a> Headers<'a> {
     fn get(&mut self, file: Option<&str>) -> Option<&Result<Layout, HeaderError>> {
         let at = self.find(file)?;
         Some(&self.files[at].1)
+    }
+
+    /// The layout of `file`'s rows, or why they cannot be read.
+    fn layout(&mut self, file: Option<&str>) -> Result<&Layout, HeaderError> {
+        match self.get(file) {
+            Some(Ok(layout)) => Ok(layout),
+            Some(Err(problem)) => Err(problem.clone()),
+            None => Err(HeaderError::NotSeen {
+                file: file.map(str::to_string),
+            }),
+        }
     }
 
     /// Sets the header of `file`, replacing any earlier one.

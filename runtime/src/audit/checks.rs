@@ -639,6 +639,7 @@ mod tests {
             },
             clock_nanos: 0,
             stages: Vec::new(),
+            lookups: Vec::new(),
         }
     }
 

@@ -4,7 +4,6 @@
 //! variant in `run/epoch.rs`); the epoch runner stays untouched.
 
 use super::{Sink, Source};
-use crate::delta::dead_letters;
 use crate::delta::epoch_source::DeltaEpochSource;
 use crate::delta::sink::{DeltaSink, SinkTarget};
 use crate::kafka::epoch_source::{KafkaEpochSource, KafkaSourceSpec};
@@ -75,15 +74,9 @@ pub async fn open_sinks(prepared: &PreparedPipeline) -> Result<Vec<Box<dyn Sink>
             mode: sink.mode,
             merge: sink.merge.clone(),
         };
-        let opened = DeltaSink::open(
-            &pipeline.name,
-            &sink.name,
-            Some(sink.from.clone()),
-            target,
-            None,
-        )
-        .await
-        .map_err(failed)?;
+        let opened = DeltaSink::open(&pipeline.name, &sink.name, Some(sink.from.clone()), target)
+            .await
+            .map_err(failed)?;
         sinks.push(Box::new(opened));
     }
     let dead = SinkTarget {
@@ -92,8 +85,7 @@ pub async fn open_sinks(prepared: &PreparedPipeline) -> Result<Vec<Box<dyn Sink>
         mode: SinkMode::Append,
         merge: None,
     };
-    let schema = dead_letters::schema();
-    let opened = DeltaSink::open(&pipeline.name, "dead_letters", None, dead, Some(&schema))
+    let opened = DeltaSink::open(&pipeline.name, "dead_letters", None, dead)
         .await
         .map_err(failed)?;
     sinks.push(Box::new(opened));

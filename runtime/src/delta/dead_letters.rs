@@ -10,7 +10,8 @@
 //! `source_table`, `source_version`) are still filled from the position keys
 //! of the same names, so existing queries keep working; a dead-letter table
 //! written before `source_kind`/`source_position` existed is given those two
-//! nullable columns (a metadata-only Delta commit) when a pipeline opens it.
+//! nullable columns (a metadata-only Delta commit) by `weir run` before any
+//! pipeline starts (see `delta/provision.rs`).
 
 use arrow::array::{
     ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, UInt64Builder,
@@ -48,7 +49,7 @@ pub fn schema() -> SchemaRef {
 }
 
 /// The schema an existing table must have: [`schema`] without the
-/// [`ADDED_COLUMNS`] it lacks (they are added when the pipeline opens it).
+/// [`ADDED_COLUMNS`] it lacks (they are added before pipelines start).
 pub fn expected_schema(has_column: impl Fn(&str) -> bool) -> Schema {
     let full = schema();
     Schema::new(

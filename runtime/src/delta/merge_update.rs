@@ -38,7 +38,10 @@ pub fn plan(sql: &str, column: &str, schema: &Schema, keys: &[String]) -> Result
     let both = qualified(TARGET, schema)?
         .join(&qualified(SOURCE, schema)?)
         .map_err(|e| e.to_string())?;
-    let parsed = SessionContext::new()
+    // As deltalake's own session: unquoted identifiers keep their case.
+    let mut config = deltalake::datafusion::prelude::SessionConfig::new();
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    let parsed = SessionContext::new_with_config(config)
         .parse_sql_expr(sql, &both)
         .map_err(|e| e.to_string())?;
     let target = schema
@@ -241,6 +244,19 @@ mod tests {
         );
         assert!(error.contains("18446744073709550000"), "{error}");
         assert!(error.contains("k = k0"), "{error}");
+    }
+
+    /// Mixed-case column names plan as written (deltalake does not fold them).
+    #[test]
+    fn mixed_case_columns_keep_their_case() {
+        let schema = Schema::new(vec![Field::new("totalRevenue", DataType::Int64, true)]);
+        plan(
+            "t.totalRevenue + s.totalRevenue",
+            "totalRevenue",
+            &schema,
+            &[],
+        )
+        .unwrap();
     }
 
     #[test]

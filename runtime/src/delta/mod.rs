@@ -7,6 +7,7 @@
 pub mod commit_info;
 pub mod dead_letters;
 pub mod epoch_source;
+pub mod lookup;
 pub mod merge_update;
 pub mod provision;
 pub mod query;

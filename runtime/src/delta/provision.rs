@@ -57,8 +57,17 @@ pub async fn create_missing(file: &PreparedFile) -> Result<Vec<std::path::PathBu
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
         ));
+        let dead_letter_table = pipeline.dead_letters.clone();
         for (path, schema, partition_by, properties) in wanted {
-            if table::open(&path).await.map_err(fail)?.is_some() {
+            if let Some(existing) = table::open(&path).await.map_err(fail)? {
+                if path == dead_letter_table {
+                    // A dead-letter table of the first version gets the
+                    // generic origin columns here, once, before any pipeline
+                    // (several may share it) starts writing.
+                    table::add_missing_nullable_columns(&path, existing, &schema)
+                        .await
+                        .map_err(fail)?;
+                }
                 continue;
             }
             let delta_schema = table::to_delta_schema(&schema).map_err(|reason| {

@@ -182,21 +182,16 @@ pub struct DeltaSink {
 }
 
 impl DeltaSink {
-    /// Opens the existing table of sink `name` (tables are created before
-    /// any pipeline starts, see [`super::provision`]). With `evolve`, the
-    /// nullable columns of `schema` that the table lacks are added first (a
-    /// metadata-only commit; used for the dead-letter table's newer columns).
+    /// Opens the existing table of sink `name` (tables are created, and the
+    /// dead-letter table brought up to date, before any pipeline starts; see
+    /// [`super::provision`]).
     pub async fn open(
         pipeline: &str,
         name: &str,
         from: Option<PortRef>,
         target: SinkTarget,
-        evolve: Option<&arrow::datatypes::Schema>,
     ) -> Result<Self, DeltaError> {
-        let mut opened = table::open_existing(&target.path).await?;
-        if let Some(schema) = evolve {
-            opened = table::add_missing_nullable_columns(&target.path, opened, schema).await?;
-        }
+        let opened = table::open_existing(&target.path).await?;
         Ok(DeltaSink {
             pipeline: pipeline.to_string(),
             name: name.to_string(),
@@ -476,7 +471,7 @@ mod tests {
             mode: SinkMode::Append,
             merge: None,
         };
-        let mut sink = DeltaSink::open("silver", "silver", None, target.clone(), None)
+        let mut sink = DeltaSink::open("silver", "silver", None, target.clone())
             .await
             .unwrap();
         for epoch in 1..=25 {
@@ -497,14 +492,15 @@ mod tests {
             checkpoints >= 2,
             "a checkpoint every 10 commits, found {checkpoints}"
         );
-        let mut reopened = DeltaSink::open("silver", "silver", None, target, None)
+        let mut reopened = DeltaSink::open("silver", "silver", None, target)
             .await
             .unwrap();
         assert_eq!(reopened.last_epoch().await.unwrap(), Some(25));
     }
 
     /// A dead-letter table written before `source_kind`/`source_position`
-    /// existed is given those columns when opened, then appended to.
+    /// existed is given those columns (by provisioning, before pipelines
+    /// start), then appended to.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_dead_letter_table_of_the_first_version_keeps_being_appended_to() {
         use crate::delta::dead_letters::{self, DeadLetter, Origin};
@@ -532,7 +528,15 @@ mod tests {
             merge: None,
         };
         let full = dead_letters::schema();
-        let mut sink = DeltaSink::open("bronze", "dead_letters", None, target, Some(&full))
+        let evolved = table::add_missing_nullable_columns(
+            &path,
+            table::open_existing(&path).await.unwrap(),
+            &full,
+        )
+        .await
+        .unwrap();
+        assert_eq!(evolved.version(), Some(1), "one metadata-only commit");
+        let mut sink = DeltaSink::open("bronze", "dead_letters", None, target)
             .await
             .unwrap();
         let letter = DeadLetter {

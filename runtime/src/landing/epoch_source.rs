@@ -131,12 +131,17 @@ impl LandingSource {
         }
     }
 
-    /// Moves or deletes processed files still in the directory.
-    fn clean_up(&mut self, names: &[String]) -> Result<(), LandingError> {
-        for name in names {
-            let path = self.spec.dir.join(name);
-            if !path.exists() {
-                self.processed.remove(name);
+    /// Moves or deletes the files of an acknowledged epoch that are still
+    /// exactly as read (same size and modification time: a file since
+    /// replaced under the same name is left alone), and forgets processed
+    /// names no longer in the directory.
+    fn clean_up(&mut self, files: &[LandedFile]) -> Result<(), LandingError> {
+        for file in files {
+            let path = self.spec.dir.join(&file.name);
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if (meta.len(), scan::modified_nanos(&meta)) != (file.size, file.modified_nanos) {
                 continue;
             }
             match &self.spec.after_commit {
@@ -148,16 +153,23 @@ impl LandingSource {
                         source,
                     })?
                 }
-                AfterCommit::Move(to) => std::fs::create_dir_all(to)
-                    .and_then(|()| std::fs::rename(&path, to.join(name)))
-                    .map_err(|source| LandingError::AfterCommit {
-                        file: path.clone(),
-                        action: "move",
-                        source,
-                    })?,
+                AfterCommit::Move(to) => {
+                    let target = to.join(&file.name);
+                    if target.exists() {
+                        return Err(LandingError::MoveTargetExists { file: path, target });
+                    }
+                    std::fs::create_dir_all(to)
+                        .and_then(|()| std::fs::rename(&path, &target))
+                        .map_err(|source| LandingError::AfterCommit {
+                            file: path.clone(),
+                            action: "move",
+                            source,
+                        })?
+                }
             }
-            self.processed.remove(name);
         }
+        let dir = self.spec.dir.clone();
+        self.processed.retain(|name| dir.join(name).exists());
         Ok(())
     }
 }
@@ -170,50 +182,80 @@ fn failed(pipeline: &str) -> impl Fn(LandingError) -> RunError + '_ {
     }
 }
 
+/// The largest file (and epoch) the source reads: records travel in Arrow
+/// arrays with 32-bit offsets.
+pub const MAX_EPOCH_BYTES: u64 = 1 << 30;
+
 /// Reads `files` (from `paths`, in order) into one batch. With `verify`
-/// (a replay) every file must be exactly as planned; otherwise each file's
-/// size, time and record count are taken as read, and reading stops after
-/// the file that reaches `policy`'s record or byte limit (files are never
-/// split across epochs).
+/// (a replay) every file must be exactly as planned. Otherwise a file whose
+/// size or modification time differs from its listing, or changes while it
+/// is read, is left for a later epoch (it is still being written), and
+/// reading stops after the file that reaches `policy`'s record or byte limit
+/// (files are never split across epochs). Returns the files read.
 fn read_files(
-    mut files: Vec<LandedFile>,
+    files: Vec<LandedFile>,
     paths: &[PathBuf],
     format: Format,
     verify: bool,
     policy: Option<&BatchPolicy>,
 ) -> Result<(Vec<LandedFile>, RecordBatch), LandingError> {
+    use std::io::Read;
     let mut records = Records::default();
-    let mut total_bytes = 0usize;
-    let mut taken = 0;
-    for (file, path) in files.iter_mut().zip(paths) {
-        let bytes = std::fs::read(path).map_err(|source| LandingError::Read {
+    let mut total_bytes = 0u64;
+    let mut taken = Vec::new();
+    for (mut file, path) in files.into_iter().zip(paths) {
+        let read_error = |source| LandingError::Read {
             file: path.clone(),
             source,
-        })?;
-        let meta = std::fs::metadata(path).map_err(|source| LandingError::Read {
-            file: path.clone(),
-            source,
-        })?;
-        let (size, modified) = (bytes.len() as u64, scan::modified_nanos(&meta));
-        let cut = records.append(&file.name, &bytes, format) as u64;
-        if verify && (size, modified, cut) != (file.size, file.modified_nanos, file.records) {
-            return Err(LandingError::Changed {
+        };
+        let mut handle = std::fs::File::open(path).map_err(read_error)?;
+        let before = handle.metadata().map_err(read_error)?;
+        if before.len() > MAX_EPOCH_BYTES {
+            return Err(LandingError::TooLarge {
                 file: path.clone(),
-                recorded_size: file.size,
-                recorded_modified: file.modified_nanos,
-                size,
-                modified,
+                size: before.len(),
             });
         }
-        (file.size, file.modified_nanos, file.records) = (size, modified, cut);
-        taken += 1;
-        total_bytes = total_bytes.saturating_add(bytes.len());
-        if policy.is_some_and(|p| records.rows() >= p.max_records || total_bytes >= p.max_bytes) {
+        if !verify && !taken.is_empty() && total_bytes + before.len() > MAX_EPOCH_BYTES {
+            break;
+        }
+        let mut bytes = Vec::with_capacity(before.len() as usize);
+        handle.read_to_end(&mut bytes).map_err(read_error)?;
+        let after = handle.metadata().map_err(read_error)?;
+        let (size, modified) = (bytes.len() as u64, scan::modified_nanos(&after));
+        let steady = before.len() == size && scan::modified_nanos(&before) == modified;
+        if verify {
+            if !steady || (size, modified) != (file.size, file.modified_nanos) {
+                return Err(LandingError::Changed {
+                    file: path.clone(),
+                    recorded_size: file.size,
+                    recorded_modified: file.modified_nanos,
+                    size,
+                    modified,
+                });
+            }
+        } else if !steady || (size, modified) != (file.size, file.modified_nanos) {
+            tracing::debug!(file = %path.display(), "file changed since it was listed; left for a later epoch");
+            continue;
+        }
+        let cut = records.append(&file.name, &bytes, format) as u64;
+        if verify && cut != file.records {
+            return Err(LandingError::Recut {
+                file: path.clone(),
+                recorded: file.records,
+                now: cut,
+            });
+        }
+        file.records = cut;
+        taken.push(file);
+        total_bytes += size;
+        if policy
+            .is_some_and(|p| records.rows() >= p.max_records || total_bytes >= p.max_bytes as u64)
+        {
             break;
         }
     }
-    files.truncate(taken);
-    Ok((files, records.finish()))
+    Ok((taken, records.finish()))
 }
 
 #[async_trait::async_trait]
@@ -316,10 +358,8 @@ impl Source for LandingSource {
             return Ok(());
         };
         self.processed.extend(files.iter().map(|f| f.name.clone()));
-        // Every processed name belongs to an epoch all sinks hold now, so
-        // files a crash left behind are cleaned up here too.
-        let names: Vec<String> = self.processed.iter().cloned().collect();
-        self.clean_up(&names).map_err(failed(&self.pipeline))
+        let files = files.clone();
+        tokio::task::block_in_place(|| self.clean_up(&files)).map_err(failed(&self.pipeline))
     }
 
     async fn lag(&mut self) -> Option<i64> {

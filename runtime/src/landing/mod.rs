@@ -59,6 +59,39 @@ pub enum LandingError {
         /// Modification time now.
         modified: i64,
     },
+    /// The same bytes cut into another number of records than the plan says
+    /// (the record framing changed, e.g. after an upgrade).
+    #[error(
+        "landed file {file}: cut into {now} records now but {recorded} when its epoch was planned; the replay would not be exact"
+    )]
+    Recut {
+        /// The file.
+        file: PathBuf,
+        /// Records in the plan.
+        recorded: u64,
+        /// Records now.
+        now: u64,
+    },
+    /// A file too large to read into one epoch.
+    #[error(
+        "landed file {file} is {size} bytes; files above 1 GiB are not read (split it into smaller files)"
+    )]
+    TooLarge {
+        /// The file.
+        file: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// `after_commit = "move"` would overwrite a file already in `move_to`.
+    #[error(
+        "cannot move landed file {file} to {target}: a file of that name is already there; landed file names must be unique"
+    )]
+    MoveTargetExists {
+        /// The file.
+        file: PathBuf,
+        /// The existing target.
+        target: PathBuf,
+    },
     /// A processed file cannot be moved or deleted after its epoch committed.
     #[error("landed file {file}: cannot {action} it after its epoch committed: {source}")]
     AfterCommit {

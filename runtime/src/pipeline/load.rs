@@ -436,6 +436,11 @@ fn resolve_stage(
         limits: spec.limits,
         dedupe: spec.dedupe,
         max_rejected_ratio: spec.max_rejected_ratio,
+        lookups: spec
+            .lookup
+            .into_iter()
+            .map(|(port, lookup)| (port, base.join(lookup.table)))
+            .collect(),
     })
 }
 

@@ -111,6 +111,8 @@ pub struct Stage {
     /// Stop when an epoch's rejected rows exceed this share of its input
     /// (`None`: no limit).
     pub max_rejected_ratio: Option<f64>,
+    /// Lookup inputs: `(input port, Delta table directory)`, in port order.
+    pub lookups: Vec<(String, PathBuf)>,
 }
 
 /// A Delta sink.

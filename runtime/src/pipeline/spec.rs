@@ -295,6 +295,18 @@ pub struct StageSpec {
     /// reject; past it the pipeline stops before committing the epoch.
     #[serde(default)]
     pub max_rejected_ratio: Option<f64>,
+    /// Lookup inputs: input port name → the Delta table fed to it whole,
+    /// as of the version recorded in each epoch's plan.
+    #[serde(default)]
+    pub lookup: BTreeMap<String, LookupSpec>,
+}
+
+/// `[pipeline.stage.lookup.PORT]`: a Delta table a stage reads beside its stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupSpec {
+    /// The table's directory.
+    pub table: PathBuf,
 }
 
 /// `[pipeline.stage.dedupe]`: drop `out` rows whose key was already seen,

@@ -84,18 +84,31 @@ fn dependency_order(pipelines: &[Pipeline]) -> Result<Vec<usize>, Problem> {
             .iter()
             .position(|p| p.sinks.iter().any(|s| same_table(&s.table, table)))
     };
-    let upstream: Vec<Option<usize>> = pipelines
+    // A pipeline depends on the writers of its source table and of its
+    // stages' lookup tables.
+    let upstream: Vec<Vec<usize>> = pipelines
         .iter()
-        .map(|p| match &p.source {
-            Source::Delta { table, .. } => producer_of(table),
-            _ => None,
+        .map(|p| {
+            let source = match &p.source {
+                Source::Delta { table, .. } => Some(table),
+                _ => None,
+            };
+            let lookups = p
+                .stages
+                .iter()
+                .flat_map(|s| s.lookups.iter().map(|(_, t)| t));
+            source
+                .into_iter()
+                .chain(lookups)
+                .filter_map(|table| producer_of(table))
+                .collect()
         })
         .collect();
     let mut order = Vec::new();
     let mut state = vec![0u8; pipelines.len()]; // 0 new, 1 visiting, 2 done
     fn visit(
         i: usize,
-        upstream: &[Option<usize>],
+        upstream: &[Vec<usize>],
         state: &mut [u8],
         order: &mut Vec<usize>,
         pipelines: &[Pipeline],
@@ -106,14 +119,14 @@ fn dependency_order(pipelines: &[Pipeline]) -> Result<Vec<usize>, Problem> {
                 return Err(Problem {
                     location: format!("pipeline \"{}\"", pipelines[i].name),
                     message:
-                        "its source table is (indirectly) written by itself: pipelines form a cycle"
+                        "its source or lookup table is (indirectly) written by itself: pipelines form a cycle"
                             .into(),
                 });
             }
             _ => {}
         }
         state[i] = 1;
-        if let Some(up) = upstream[i] {
+        for &up in &upstream[i] {
             visit(up, upstream, state, order, pipelines)?;
         }
         state[i] = 2;
@@ -250,8 +263,63 @@ async fn check_pipeline(
                 continue;
             }
         }
-        let probe = RecordBatch::new_empty(input_schema);
-        match instance.process(&[(input_port.name.clone(), probe)], CallContext::default()) {
+        let mut probe = vec![(
+            input_port.name.clone(),
+            RecordBatch::new_empty(input_schema),
+        )];
+        let mut lookups_known = true;
+        for (port, path) in &stage.lookups {
+            let at = format!("{at} > lookup.{port}");
+            if !instance.ports().inputs.iter().any(|p| &p.name == port) {
+                let ports: Vec<String> = instance
+                    .ports()
+                    .inputs
+                    .iter()
+                    .map(|p| format!("`{}`", p.name))
+                    .collect();
+                problem(
+                    at.clone(),
+                    format!(
+                        "{} has no input port `{port}` (its input ports: {})",
+                        plugin.identity(),
+                        ports.join(", ")
+                    ),
+                );
+            }
+            let upstream = produced
+                .iter()
+                .find(|(t, _)| same_table(t, path))
+                .map(|(_, s)| s.clone());
+            let schema = match table::open(path).await {
+                Ok(Some(existing)) => table::arrow_schema(path, &existing)
+                    .map_err(|e| problem(at.clone(), e.to_string()))
+                    .ok(),
+                Ok(None) => {
+                    if upstream.is_none() {
+                        problem(
+                            at.clone(),
+                            format!(
+                                "{} is not a Delta table, and no pipeline in this file writes it",
+                                path.display()
+                            ),
+                        );
+                    }
+                    upstream
+                }
+                Err(e) => {
+                    problem(at.clone(), e.to_string());
+                    None
+                }
+            };
+            match schema {
+                Some(schema) => probe.push((port.clone(), RecordBatch::new_empty(schema))),
+                None => lookups_known = false,
+            }
+        }
+        if !lookups_known {
+            continue;
+        }
+        match instance.process(&probe, CallContext::default()) {
             Ok(outputs) => {
                 let mut found: BTreeMap<String, SchemaRef> = outputs
                     .into_iter()

@@ -265,6 +265,7 @@ mod tests {
             },
             clock_nanos: epoch,
             stages: Vec::new(),
+            lookups: Vec::new(),
         }
     }
 

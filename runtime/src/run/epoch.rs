@@ -67,6 +67,23 @@ pub struct EpochPlan {
     /// them (those replay with the current plugins).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StagePin>,
+    /// The version of every lookup table the stages read; a replay reads
+    /// exactly these versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lookups: Vec<LookupPin>,
+}
+
+/// The version of one lookup input an epoch read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LookupPin {
+    /// The stage.
+    pub stage: String,
+    /// Its input port.
+    pub port: String,
+    /// The table directory.
+    pub table: String,
+    /// The table version read.
+    pub version: u64,
 }
 
 /// Which plugin, exactly, and which config one stage ran an epoch with.
@@ -123,6 +140,7 @@ mod tests {
             },
             clock_nanos: 42,
             stages: Vec::new(),
+            lookups: Vec::new(),
         };
         let again = plan.clone();
         assert_eq!(plan.call_context("parse"), again.call_context("parse"));
@@ -176,6 +194,7 @@ mod tests {
             },
             clock_nanos: 1,
             stages: Vec::new(),
+            lookups: Vec::new(),
         };
         let json = serde_json::to_string(&plan).unwrap();
         assert_eq!(serde_json::from_str::<EpochPlan>(&json).unwrap(), plan);

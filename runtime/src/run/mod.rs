@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod continuity;
 pub mod dedupe;
 pub mod epoch;
+pub mod lookups;
 pub mod pins;
 pub mod pipeline_runner;
 pub mod recovery;

@@ -9,6 +9,7 @@ use super::RunError;
 use super::checkpoint::Checkpoint;
 use super::continuity;
 use super::epoch::EpochPlan;
+use super::lookups::{LookupBatches, Lookups};
 use super::pins;
 use super::recovery::{self, Facts};
 use super::stages::{StageCounts, StageSet};
@@ -128,6 +129,7 @@ async fn run_pipeline(
     let checkpoint = Checkpoint::open(&checkpoint_root.join(name))?;
     let mut opened = connector::open_sinks(&prepared).await?;
     let mut stages = tokio::task::block_in_place(|| StageSet::new(&prepared))?;
+    let mut lookups = Lookups::new(pipeline);
     pins::keep_current(&checkpoint, stages.current())?;
     let mut report = PipelineReport {
         pipeline: name.to_string(),
@@ -210,7 +212,8 @@ async fn run_pipeline(
             sinks = step.sinks.len(),
             "{what} an interrupted epoch"
         );
-        run_epoch(&prepared, &plan, fetched, &mut stages, &mut sinks).await?;
+        let tables = lookups.load(&plan.lookups).await?;
+        run_epoch(&prepared, &plan, fetched, &tables, &mut stages, &mut sinks).await?;
         snapshot_state(&checkpoint, &stages, plan.epoch)?;
         source.acknowledge(&plan.source).await?;
         previous = Some(plan.source.clone());
@@ -236,6 +239,7 @@ async fn run_pipeline(
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0),
             stages: stages.pins(),
+            lookups: lookups.pin_current().await?,
         };
         let problems = continuity::violations(previous.as_ref(), &plan.source);
         if !problems.is_empty() {
@@ -249,7 +253,9 @@ async fn run_pipeline(
         checkpoint.write_plan(&plan)?;
         previous = Some(plan.source.clone());
         let records = fetched.batch.num_rows();
-        let (counts, dead) = run_epoch(&prepared, &plan, fetched, &mut stages, &mut sinks).await?;
+        let tables = lookups.load(&plan.lookups).await?;
+        let (counts, dead) =
+            run_epoch(&prepared, &plan, fetched, &tables, &mut stages, &mut sinks).await?;
         snapshot_state(&checkpoint, &stages, plan.epoch)?;
         source.acknowledge(&plan.source).await?;
         report.last_epoch = plan.epoch;
@@ -330,14 +336,16 @@ async fn run_epoch(
     prepared: &PreparedPipeline,
     plan: &EpochPlan,
     fetched: Fetched,
+    lookups: &LookupBatches,
     stages: &mut StageSet,
     sinks: &mut [SinkHandle],
 ) -> Result<(Vec<StageCounts>, usize), RunError> {
     let pipeline = &prepared.spec;
     let started = Instant::now();
     let source_records = fetched.batch.num_rows();
-    let output =
-        tokio::task::block_in_place(|| stages.run(plan, fetched.batch, fetched.rows.as_ref()))?;
+    let output = tokio::task::block_in_place(|| {
+        stages.run(plan, fetched.batch, fetched.rows.as_ref(), lookups)
+    })?;
     tracing::debug!(pipeline = %pipeline.name, epoch = plan.epoch, ms = started.elapsed().as_millis() as u64, "stages ran");
     let plugins = stages.pins();
     let dead_count = output.dead_letters.len();

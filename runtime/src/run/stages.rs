@@ -212,6 +212,7 @@ impl StageSet {
         plan: &EpochPlan,
         source: RecordBatch,
         rows: &dyn SourceRows,
+        lookups: &super::lookups::LookupBatches,
     ) -> Result<EpochOutput, RunError> {
         let mut output = EpochOutput::default();
         let mut ports: HashMap<PortRef, RecordBatch> = HashMap::new();
@@ -244,7 +245,8 @@ impl StageSet {
                 }
             };
             let context = plan.call_context(&stage.name);
-            let inputs = [(stage.input_port.clone(), input.clone())];
+            let mut inputs = vec![(stage.input_port.clone(), input.clone())];
+            inputs.extend(lookups.get(&index).into_iter().flatten().cloned());
             let mut result = call_checked(stage, &inputs, context);
             if let Err(error) = &result
                 && !error.is_data_error()

@@ -5,12 +5,14 @@
 
 mod cli;
 mod crash_safety;
+mod docs_keys;
 mod equivalence;
 mod failure_policy;
 mod golden;
 mod kafka_source;
 mod landing;
 mod loading;
+mod lookups;
 mod orders_pipeline;
 mod pipeline_validation;
 mod run_modes;
