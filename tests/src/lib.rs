@@ -95,3 +95,13 @@ pub async fn run_once(
     )
     .await
 }
+
+/// Serializes the tests that kill and restart `weir run` many times (the
+/// crash harnesses): on two cores, two of them at once starve each other
+/// and their kills stop landing inside epochs. Hold the guard for the test.
+pub fn exclusive_kill_harness() -> std::sync::MutexGuard<'static, ()> {
+    static HARNESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HARNESS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

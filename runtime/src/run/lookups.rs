@@ -70,13 +70,18 @@ impl Lookups {
         let mut batches = LookupBatches::new();
         let mut used = Vec::new();
         for (index, stage, port, table) in self.inputs.clone() {
+            // A replay reads the table and version the plan recorded, even if
+            // the pipeline file now points the port at another table.
             let recorded = pins
                 .iter()
                 .find(|p| p.stage == stage && p.port == port)
-                .map(|p| p.version);
-            let version = match recorded {
-                Some(version) => version,
-                None => lookup::latest(&table).await.map_err(self.failed())?,
+                .map(|p| (PathBuf::from(&p.table), p.version));
+            let (table, version) = match recorded {
+                Some(pinned) => pinned,
+                None => {
+                    let version = lookup::latest(&table).await.map_err(self.failed())?;
+                    (table, version)
+                }
             };
             let key = (table.clone(), version);
             let batch = match self.cache.get(&key) {
