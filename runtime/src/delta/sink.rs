@@ -380,6 +380,19 @@ mod tests {
         .unwrap()
     }
 
+    /// The `total` of the table's one row.
+    async fn stored_total(path: &Path) -> i64 {
+        let rows = crate::delta::query::query(path, "SELECT total FROM t")
+            .await
+            .unwrap();
+        rows[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0)
+    }
+
     /// A gold merge `t.total + s.total` past `i64::MAX` fails the epoch,
     /// naming the column and key, and leaves the table as it was.
     #[tokio::test(flavor = "multi_thread")]
@@ -422,15 +435,7 @@ mod tests {
         assert!(table.contains("category = books"), "{table}");
         let reopened = table::open_existing(&path).await.unwrap();
         assert_eq!(reopened.version(), version);
-        let rows = crate::delta::query::query(&path, "SELECT total FROM t")
-            .await
-            .unwrap();
-        let total = rows[0]
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap()
-            .value(0);
+        let total = stored_total(&path).await;
         assert_eq!(total, 9_223_372_036_854_775_000);
         // A sum that fits still merges exactly.
         let fits = sink
@@ -438,15 +443,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fits.version(), version.map(|v| v + 1));
-        let rows = crate::delta::query::query(&path, "SELECT total FROM t")
-            .await
-            .unwrap();
-        let total = rows[0]
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap()
-            .value(0);
+        let total = stored_total(&path).await;
         assert_eq!(total, i64::MAX);
     }
 
