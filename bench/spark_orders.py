@@ -120,7 +120,7 @@ def root_spec(config: dict) -> Spec:
 # runs inside the Python UDF on the (few) lines the fast path hands over, and
 # decides every rejection, as parse-json's serde-based parser does. It follows
 # plugins/parse-json (convert.rs, number.rs, rfc3339.rs), serde_json 1.0.154
-# (default features: no float_roundtrip, no arbitrary_precision) and chrono 0.4.45.
+# (with float_roundtrip, without arbitrary_precision) and chrono 0.4.45.
 
 class _Num(str):
     """A JSON number, as its literal text."""
@@ -158,11 +158,8 @@ def _decoder():
 
 _DECODERS = {}
 
-_U64_MAX = (1 << 64) - 1
-_I32_MAX = (1 << 31) - 1
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _I128_MAX = (1 << 127) - 1
-_POW10 = [float(f"1e{i}") for i in range(309)]
 # Rust's char::is_whitespace (Unicode White_Space), which chrono's parser trims.
 _RUST_WS = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007" \
            "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -233,113 +230,14 @@ class _OutOfRange(Exception):
 
 
 def _serde_f64(lit: str) -> float:
-    """The double serde_json 1.0.154 (without `float_roundtrip`) reads from a
-    JSON number literal: the decimal significand as u64 (later digits dropped
-    once it would overflow) times or divided by a power of ten; this is not
-    always the correctly rounded double (Java's Double.parseDouble is)."""
-    s = lit
-    i = 0
-    positive = True
-    if s[0] == "-":
-        positive = False
-        i = 1
-    n = len(s)
-
-    def peek():
-        return s[i] if i < n else ""
-
-    def from_parts(significand, exponent):
-        f = float(significand)
-        while True:
-            k = abs(exponent)
-            if k < len(_POW10):
-                if exponent >= 0:
-                    f *= _POW10[k]
-                    if f == float("inf"):
-                        raise _OutOfRange()
-                else:
-                    f /= _POW10[k]
-                break
-            if f == 0.0:
-                break
-            if exponent >= 0:
-                raise _OutOfRange()
-            f /= 1e308
-            exponent += 308
-        return f if positive else -f
-
-    def overflow(a, b, mx):
-        return a >= mx // 10 and (a > mx // 10 or b > mx % 10)
-
-    def parse_exponent(significand, starting):
-        nonlocal i
-        i += 1  # e/E
-        positive_exp = True
-        if peek() in ("+", "-"):
-            positive_exp = peek() == "+"
-            i += 1
-        exp = int(s[i])
-        i += 1
-        while peek().isdigit():
-            d = int(peek())
-            i += 1
-            if overflow(exp, d, _I32_MAX):
-                if significand != 0 and positive_exp:
-                    raise _OutOfRange()
-                while peek().isdigit():
-                    i += 1
-                return 0.0 if positive else -0.0
-            exp = exp * 10 + d
-        final = starting + exp if positive_exp else starting - exp
-        final = max(-(1 << 31), min(_I32_MAX, final))
-        return from_parts(significand, final)
-
-    def parse_decimal(significand, before):
-        nonlocal i
-        i += 1  # '.'
-        after = 0
-        while peek().isdigit():
-            d = int(peek())
-            if overflow(significand, d, _U64_MAX):
-                while peek().isdigit():  # parse_decimal_overflow: later digits ignored
-                    i += 1
-                if peek() in ("e", "E"):
-                    return parse_exponent(significand, before + after)
-                return from_parts(significand, before + after)
-            i += 1
-            significand = significand * 10 + d
-            after -= 1
-        if peek() in ("e", "E"):
-            return parse_exponent(significand, before + after)
-        return from_parts(significand, before + after)
-
-    def parse_number(significand):
-        if peek() == ".":
-            return parse_decimal(significand, 0)
-        if peek() in ("e", "E"):
-            return parse_exponent(significand, 0)
-        return float(significand) if positive else -float(significand)
-
-    first = s[i]
-    i += 1
-    if first == "0":
-        return parse_number(0)
-    significand = int(first)
-    while peek().isdigit():
-        d = int(peek())
-        if overflow(significand, d, _U64_MAX):
-            exponent = 0  # parse_long_integer: the remaining digits only scale
-            while peek().isdigit():
-                i += 1
-                exponent += 1
-            if peek() == ".":
-                return parse_decimal(significand, exponent)
-            if peek() in ("e", "E"):
-                return parse_exponent(significand, exponent)
-            return from_parts(significand, exponent)
-        i += 1
-        significand = significand * 10 + d
-    return parse_number(significand)
+    """The double serde_json 1.0.154 with `float_roundtrip` (Weir's build)
+    reads from a JSON number literal: the correctly rounded one, as Python's
+    float() and Java's Double.parseDouble; a literal beyond the largest
+    double is out of range (an underflow is 0)."""
+    value = float(lit)
+    if value in (float("inf"), float("-inf")):
+        raise _OutOfRange()
+    return value
 
 
 def _days_from_civil(y: int, m: int, d: int) -> int:
@@ -667,38 +565,6 @@ def spark_types(spec: Spec, mode: str):
     if t == "struct":
         return T.StructType([T.StructField(f.name, spark_types(f, mode), True) for f in spec.fields])
     return T.ArrayType(spark_types(spec.items, mode), True)
-
-
-def risky_numbers(spec: Spec):
-    """A regex for lines whose float64 literals might read differently in
-    Jackson and serde_json (None when the schema has no float64 field).
-    Anchored on the field's key, so Java's regex engine skips to it: a scan for
-    digit runs anywhere in the line costs as much as from_json itself."""
-    names, anywhere = set(), False
-
-    def walk(s: Spec, in_list: bool):
-        nonlocal anywhere
-        if s.type == "float64":
-            if in_list or s.name is None:
-                anywhere = True
-            else:
-                names.add(s.name)
-        elif s.type == "struct":
-            for f in s.fields:
-                walk(f, in_list)
-        elif s.type == "list":
-            walk(s.items, True)
-
-    walk(spec, False)
-    # Up to 15 significant digits and an exponent of at most ±22 read the same;
-    # 16 digits-or-dots, or a two-digit exponent, may not.
-    literal = r"-?([0-9.]{16}|[0-9.]+[eE][-+]?[0-9]{2})"
-    if anywhere:
-        return r"[0-9.]{16}|[0-9][eE][-+]?[0-9]{2}"
-    if not names:
-        return None
-    keys = "|".join(re.escape(n) for n in sorted(names))
-    return rf'"({keys})"[ \t\r\n]*:[ \t\r\n]*{literal}'
 
 
 # A timestamp the fast path converts itself: the RFC 3339 shape almost every
@@ -1154,12 +1020,6 @@ def stage_bronze(spark, spec, files, blank_lines="reject", strict_json=False):
         "allowBackslashEscapingAnyCharacter": "false",
         "allowUnquotedControlChars": "false",
     }
-    # ADJUSTMENT: serde_json (without float_roundtrip) reads a double as its
-    # digits times or divided by a power of ten, which is the correctly rounded
-    # double (Java's) only up to 15 significant digits and exponents of ±22:
-    # lines with longer float64 literals go to the exact parser.
-    risky = risky_numbers(spec)
-
     # lineSep "\n": one record per LF-terminated line (Spark's default also
     # splits at a lone CR); a CR before the LF stays, JSON whitespace to both.
     raw = spark.read.option("lineSep", "\n").text(files)
@@ -1181,8 +1041,6 @@ def stage_bronze(spark, spec, files, blank_lines="reject", strict_json=False):
         & ~F.col("value").contains("\\")
         & fast_ok(j, spec)
     )
-    if risky:
-        guard = guard & ~F.col("value").rlike(risky)
     if strict_json:
         # ADJUSTMENT (opt-in, --strict-json: two more tokenizing passes over
         # every line). (1) The line is one JSON value iff `[line,0]` is an

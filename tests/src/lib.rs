@@ -105,3 +105,40 @@ pub fn exclusive_kill_harness() -> std::sync::MutexGuard<'static, ()> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// The identity (inode, modification time in ns) of `pipeline`'s
+/// `sinks.json` under `checkpoints`, which `weir run` rewrites once the
+/// pipeline has opened its sinks and instantiated its stages, right before
+/// it recovers and plans; `None` before the first start.
+pub fn start_marker(checkpoints: &Path, pipeline: &str) -> Option<(u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(checkpoints.join(pipeline).join("sinks.json")).ok()?;
+    Some((
+        meta.ino(),
+        i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+    ))
+}
+
+/// Waits until a just-started `weir run` has brought `pipeline` up (its
+/// [`start_marker`] differs from `before`), so a kill harness times its kills
+/// from the pipeline's start, not from the process's: under load, start-up
+/// (compiled-plugin cache, table opening) can take seconds. Panics if the
+/// child exits or nothing happens within 120 s.
+pub async fn wait_until_up(
+    child: &mut std::process::Child,
+    checkpoints: &Path,
+    pipeline: &str,
+    before: Option<(u64, i128)>,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while start_marker(checkpoints, pipeline) == before {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            panic!("weir run exited with {status} before pipeline `{pipeline}` started");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pipeline `{pipeline}` did not start within 120 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

@@ -407,7 +407,7 @@ pub async fn assert_tables(fixture: &OrdersFixture, expected: &Expected) {
 
     let dead = rows(
         &fixture.table("dead_letters"),
-        "SELECT raw, pipeline, stage, plugin, reason, source_topic, source_offset FROM t WHERE pipeline = 'bronze' ORDER BY raw",
+        "SELECT raw, pipeline, stage, plugin, reason, source_kind, source_position FROM t WHERE pipeline = 'bronze' ORDER BY raw",
     )
     .await;
     let raws: Vec<Vec<u8>> = dead
@@ -439,12 +439,17 @@ pub async fn assert_tables(fixture: &OrdersFixture, expected: &Expected) {
         assert_eq!(
             batch.column(5).null_count(),
             0,
-            "every dead letter names its topic"
+            "every dead letter names its source kind"
         );
-        assert_eq!(
-            batch.column(6).null_count(),
-            0,
-            "every dead letter names its offset"
+        let positions =
+            arrow::compute::cast(batch.column(6), &arrow::datatypes::DataType::Utf8).unwrap();
+        let positions = positions.as_string::<i32>();
+        assert!(
+            positions.iter().all(|p| p.is_some_and(|p| {
+                (p.contains("\"topic\"") && p.contains("\"offset\""))
+                    || (p.contains("\"file\"") && p.contains("\"line\""))
+            })),
+            "every dead letter names its topic and offset, or its file and line"
         );
     }
 }

@@ -619,3 +619,46 @@ fn the_fast_path_agrees_with_the_full_parser_on_objects_wider_than_64_fields() {
         assert_eq!(fast, fast_should_accept, "{text}");
     }
 }
+
+/// Regression (issue 10, "a number is never changed on its way through"):
+/// a float64 field is the double nearest to the literal as written, also
+/// past 15 significant digits and for large exponents, in the fast path
+/// and through the full parser (serde_json with `float_roundtrip`; without
+/// it `9007199254740993.0` read as 2^53 + 2).
+#[test]
+fn regression_issue_10_float64_is_the_nearest_double_to_the_literal() {
+    let literals = [
+        "9007199254740993.0",
+        "0.1000000000000000055511151231257827",
+        "2.2250738585072011e-308",
+        "1.7976931348623157e308",
+        "4.9406564584124654e-324",
+        "123456789012345678901234567890.5",
+        "1.0000000000000002",
+        "7.2057594037927933e16",
+        "-3.0517578125e-5",
+        "1e23",
+    ];
+    let config = json!({"fields": [{"name": "x", "type": "double"}]});
+    let plain: Vec<String> = literals.iter().map(|l| format!(r#"{{"x":{l}}}"#)).collect();
+    // An escaped key sends the row past the fast path to the full parser.
+    let escaped: Vec<String> = literals
+        .iter()
+        .map(|l| format!(r#"{{"\u0078":{l}}}"#))
+        .collect();
+    for rows in [plain, escaped] {
+        let bytes: Vec<&[u8]> = rows.iter().map(|r| r.as_bytes()).collect();
+        let (out, rejected) = run(config.clone(), &bytes);
+        assert_eq!(rejected.num_rows(), 0, "{:?}", reasons(&rejected));
+        let got = out.column(0).as_primitive::<Float64Type>();
+        for (i, literal) in literals.iter().enumerate() {
+            let nearest: f64 = literal.parse().unwrap();
+            assert_eq!(
+                got.value(i).to_bits(),
+                nearest.to_bits(),
+                "{literal} in {}",
+                rows[i]
+            );
+        }
+    }
+}

@@ -18,6 +18,10 @@ pub struct RecordedCounts {
     pub stages: Vec<StageCounts>,
     /// Dead letters the epoch produced.
     pub dead_letters: u64,
+    /// Source records an operator sent to the dead-letter table with `weir
+    /// quarantine` (the stages did not run).
+    #[serde(default)]
+    pub quarantined: u64,
 }
 
 /// Weir's record in one sink commit (the fields the audit reads).
@@ -240,8 +244,14 @@ pub fn audit(history: &PipelineHistory) -> PipelineAudit {
         match counts {
             Some(counts) => {
                 audit.records += counts.source_records;
-                let range = plan.as_ref().map(|p| &p.source);
-                check_counts(history, epoch, range, counts, commits, &mut audit.findings);
+                check_counts(
+                    history,
+                    epoch,
+                    plan.as_ref(),
+                    counts,
+                    commits,
+                    &mut audit.findings,
+                );
             }
             None => uncounted.push(epoch),
         }
@@ -467,11 +477,12 @@ fn summarize(
 fn check_counts(
     history: &PipelineHistory,
     epoch: u64,
-    range: Option<&SourceRange>,
+    plan: Option<&EpochPlan>,
     counts: &RecordedCounts,
     commits: &[(&str, &SinkCommit)],
     findings: &mut Vec<Finding>,
 ) {
+    let range = plan.map(|p| &p.source);
     let mut finding = |kind, sink: Option<&str>, message: String| {
         findings.push(Finding {
             kind,
@@ -540,12 +551,36 @@ fn check_counts(
         .iter()
         .map(|s| (s.rejected + s.late) as u64)
         .sum();
-    if rejected != counts.dead_letters {
+    // A quarantined epoch: every source record, and only then.
+    let decided = plan.is_some_and(|p| p.quarantine.is_some());
+    if (decided && counts.quarantined != counts.source_records)
+        || (!decided && counts.quarantined > 0)
+    {
         finding(
             FindingKind::DeadLetters,
             None,
             format!(
-                "the stages rejected {rejected} rows but the epoch recorded {} dead letters",
+                "{} of its {} source records are recorded as quarantined, but its plan {}",
+                counts.quarantined,
+                counts.source_records,
+                if decided {
+                    "quarantines all of them"
+                } else {
+                    "holds no quarantine decision"
+                }
+            ),
+        );
+    }
+    if rejected + counts.quarantined != counts.dead_letters {
+        let quarantined = match counts.quarantined {
+            0 => String::new(),
+            n => format!(" and {n} were quarantined"),
+        };
+        finding(
+            FindingKind::DeadLetters,
+            None,
+            format!(
+                "the stages rejected {rejected} rows{quarantined} but the epoch recorded {} dead letters",
                 counts.dead_letters
             ),
         );
@@ -640,6 +675,7 @@ mod tests {
             clock_nanos: 0,
             stages: Vec::new(),
             lookups: Vec::new(),
+            quarantine: None,
         }
     }
 
@@ -657,6 +693,7 @@ mod tests {
                 late: 0,
             }],
             dead_letters: rejected,
+            quarantined: 0,
         }
     }
 
@@ -926,6 +963,37 @@ mod tests {
         // A version that rewrote data cannot be counted as appends: not checked.
         history.source_versions = Some(BTreeMap::from([(1, Some(10)), (2, Some(10)), (3, None)]));
         assert_eq!(kinds(&history), vec![]);
+    }
+
+    /// Epoch 2 quarantined: its 10 source records are the epoch's dead
+    /// letters, bronze commits it empty, the stages did not run.
+    fn quarantined_epoch_2(decided: bool) -> PipelineHistory {
+        let mut history = clean();
+        let mut plan = plan(2, 10, 20);
+        if decided {
+            plan.quarantine = Some(crate::run::epoch::Quarantine {
+                reason: "poison".into(),
+                decided_nanos: 1,
+            });
+        }
+        let counts = RecordedCounts {
+            source_records: 10,
+            stages: Vec::new(),
+            dead_letters: 10,
+            quarantined: 10,
+        };
+        history.sinks[0].commits[1] = commit(2, &plan, Some("parse.out"), 0, &counts);
+        history.sinks[1].commits[1] = commit(102, &plan, None, 10, &counts);
+        history
+    }
+
+    #[test]
+    fn a_quarantined_epoch_adds_up_only_with_its_decision() {
+        assert_eq!(kinds(&quarantined_epoch_2(true)), vec![]);
+        assert_eq!(
+            kinds(&quarantined_epoch_2(false)),
+            vec![(FindingKind::DeadLetters, Some(2))]
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `weir bench orders`: the end-to-end benchmark. Produces N order events,
+//! `weir bench orders`: the end-to-end benchmark (`--source files`: against
+//! Spark, see `bench_files.rs`). Produces N order events,
 //! measures in the same run the raw consume rate of the same broker (every
 //! message read back by a plain librdkafka consumer, no processing), then
 //! runs the orders pipeline file once (Kafka → bronze → silver → gold) in a
@@ -34,12 +35,38 @@ struct OrdersArgs {
     /// Partitions of the benchmark topic.
     #[arg(long, default_value_t = 3)]
     partitions: i32,
-    /// The pipeline file to run.
-    #[arg(long, default_value = "examples/orders/pipeline.toml")]
-    pipeline: PathBuf,
+    /// Where the events come from: `kafka` (against the broker's raw consume
+    /// rate) or `files` (JSON-lines files, against Spark on the same files).
+    #[arg(long, value_enum, default_value_t = BenchSource::Kafka)]
+    source: BenchSource,
+    /// The pipeline file to run (default `examples/orders/pipeline.toml`, or
+    /// `examples/orders/landing.toml` with `--source files`).
+    #[arg(long)]
+    pipeline: Option<PathBuf>,
     /// Where tables and checkpoints go (emptied first).
     #[arg(long, default_value = "out/bench-orders")]
     data: PathBuf,
+    /// `--source files`: how many files the events are spread over.
+    #[arg(long, default_value_t = 8)]
+    files: usize,
+    /// `--source files`: run Weir alone, without the Spark side.
+    #[arg(long)]
+    no_spark: bool,
+    /// `--source files`: the Python with pyspark 4.3 installed.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// `--source files`: the Spark side of the benchmark.
+    #[arg(long, default_value = "bench/spark_orders.py")]
+    spark_script: PathBuf,
+}
+
+/// Where `weir bench orders` reads the events from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchSource {
+    /// A Kafka topic.
+    Kafka,
+    /// A landing directory of JSON-lines files.
+    Files,
 }
 
 /// Targets from the issue: end-to-end rate at least half the raw consume rate,
@@ -54,6 +81,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn orders(args: OrdersArgs) -> anyhow::Result<()> {
+    if args.source == BenchSource::Files {
+        let pipeline = args
+            .pipeline
+            .unwrap_or_else(|| PathBuf::from("examples/orders/landing.toml"));
+        return super::bench_files::run(super::bench_files::FilesBench {
+            count: args.count,
+            files: args.files,
+            pipeline: &pipeline,
+            data: &std::path::absolute(&args.data)?,
+            spark: (!args.no_spark).then_some(super::bench_files::SparkCommand {
+                python: &args.python,
+                script: &args.spark_script,
+            }),
+        });
+    }
+    let pipeline = args
+        .pipeline
+        .unwrap_or_else(|| PathBuf::from("examples/orders/pipeline.toml"));
     let runtime = super::tokio_runtime()?;
     let (_broker, connection) = broker(args.brokers.as_deref())?;
     let topic = format!("bench-orders-{}", std::process::id());
@@ -93,7 +138,7 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&data)?;
     }
     let (seconds, peak_rss) =
-        run_pipeline_child(&args.pipeline, &variables(&connection, &topic, &data))?;
+        run_pipeline_child(&pipeline, &variables(&connection, &topic, &data))?;
     let rate = produced.count as f64 / seconds;
     let ratio = rate / raw_rate;
     println!(
@@ -104,21 +149,27 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
         "ratio:        {ratio:.2} of the raw consume rate (target ≥ {TARGET_RATIO}) {}",
         verdict(ratio >= TARGET_RATIO)
     );
+    print_rss(peak_rss);
+    Ok(())
+}
+
+/// Prints a run's peak RSS against the target.
+pub(super) fn print_rss(peak_rss: u64) {
     println!(
         "peak RSS:     {:.0} MiB (target ≤ {} MiB) {}",
         peak_rss as f64 / 1048576.0,
         TARGET_RSS_BYTES / 1048576,
         verdict(peak_rss <= TARGET_RSS_BYTES)
     );
-    Ok(())
 }
 
-fn verdict(met: bool) -> &'static str {
+/// `met` or `NOT met`.
+pub(super) fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "NOT met" }
 }
 
 /// Runs `weir run FILE --once` as a child, sampling its peak RSS (VmHWM).
-fn run_pipeline_child(
+pub(super) fn run_pipeline_child(
     file: &Path,
     variables: &std::collections::HashMap<String, String>,
 ) -> anyhow::Result<(f64, u64)> {

@@ -2,6 +2,7 @@
 
 mod audit;
 mod bench;
+mod bench_files;
 mod demo;
 mod pipeline_run;
 mod pipeline_validate;
@@ -9,6 +10,7 @@ mod plugin_build;
 mod plugin_inspect;
 mod plugin_new;
 mod plugin_run;
+mod quarantine;
 
 use clap::{Parser, Subcommand};
 
@@ -32,12 +34,14 @@ enum Command {
     Validate(pipeline_validate::Args),
     /// Prove exactly-once from the tables: gaps, overlaps, repeated epochs, rows that do not add up.
     Audit(audit::Args),
+    /// Move a pipeline past a poison epoch: its input goes to the dead-letter table, the decision into every commit.
+    Quarantine(quarantine::Args),
     /// Work with plugins: inspect, run on local files, scaffold, build.
     #[command(subcommand)]
     Plugin(PluginCommand),
     /// Produce demo data and run a scenario end to end (no Kafka needed).
     Demo(demo::Args),
-    /// Measure a scenario end to end against the broker's raw consume rate.
+    /// Measure a scenario end to end: against the broker's raw consume rate, or (--source files) against Spark.
     Bench(bench::Args),
 }
 
@@ -59,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => pipeline_run::run(args),
         Command::Validate(args) => pipeline_validate::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Quarantine(args) => quarantine::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::run(args),

@@ -9,7 +9,7 @@ use crate::delta::sink::{DeltaSink, SinkTarget};
 use crate::kafka::epoch_source::{KafkaEpochSource, KafkaSourceSpec};
 use crate::landing::epoch_source::LandingSource;
 use crate::pipeline::spec::SinkMode;
-use crate::pipeline::{PreparedFile, PreparedPipeline, Source as SourceSpec};
+use crate::pipeline::{PortRef, PreparedFile, PreparedPipeline, Source as SourceSpec};
 use crate::run::RunError;
 use crate::run::epoch::SourceRange;
 
@@ -45,6 +45,11 @@ pub async fn open_source(
         SourceSpec::Files(spec) => Box::new(LandingSource::open(
             &pipeline.name,
             spec.clone(),
+            prepared
+                .schemas
+                .get(&PortRef::Source)
+                .cloned()
+                .unwrap_or_else(crate::landing::read::schema),
             resume,
             once,
         )?),

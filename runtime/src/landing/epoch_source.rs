@@ -7,7 +7,7 @@
 //! sinks' commits) never reads a file twice.
 
 use super::LandingError;
-use super::read::{Format, Records};
+use super::read::{FileBatch, Format};
 use super::scan::{self, Listed, Stability};
 use crate::connector::{Fetched, Source, SourceRows};
 use crate::delta::dead_letters::Origin;
@@ -15,7 +15,7 @@ use crate::pipeline::spec::BatchPolicy;
 use crate::run::RunError;
 use crate::run::epoch::SourceRange;
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::Int64Type;
+use arrow::datatypes::{Int64Type, SchemaRef};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -65,12 +65,17 @@ pub struct LandingSpec {
     pub poll_interval: Duration,
     /// What happens to processed files.
     pub after_commit: AfterCommit,
+    /// Parquet: the file whose schema landed files must have (else the
+    /// directory's first Parquet file).
+    pub schema_from: Option<PathBuf>,
 }
 
 /// A pipeline's landing-zone source.
 pub struct LandingSource {
     pipeline: String,
     spec: LandingSpec,
+    /// The schema validated at start (see [`super::source_schema`]).
+    schema: SchemaRef,
     /// Names read by committed (or replayed) epochs and still in the directory.
     processed: BTreeSet<String>,
     stability: Stability,
@@ -79,10 +84,12 @@ pub struct LandingSource {
 }
 
 impl LandingSource {
-    /// Opens the directory, positioned after `resume` (the last epoch's range).
+    /// Opens the directory, positioned after `resume` (the last epoch's
+    /// range); batches have `schema`, the source schema validated at start.
     pub fn open(
         pipeline: &str,
         spec: LandingSpec,
+        schema: SchemaRef,
         resume: Option<&SourceRange>,
         once: bool,
     ) -> Result<Self, RunError> {
@@ -105,6 +112,7 @@ impl LandingSource {
         Ok(LandingSource {
             pipeline: pipeline.to_string(),
             spec,
+            schema,
             processed,
             stability: Stability::default(),
             until,
@@ -129,6 +137,36 @@ impl LandingSource {
             AfterCommit::Move(to) if to.join(name).exists() => Some(to.join(name)),
             _ => None,
         }
+    }
+
+    /// [`read_files`] off the async workers. A decoder panic (a corrupt
+    /// Parquet file can cause one) is an error naming the files, never a
+    /// crash of the host.
+    async fn read_blocking(
+        &self,
+        files: Vec<LandedFile>,
+        paths: Vec<PathBuf>,
+        verify: bool,
+        policy: Option<BatchPolicy>,
+    ) -> Result<(Vec<LandedFile>, RecordBatch), RunError> {
+        let (format, schema) = (self.spec.format, self.schema.clone());
+        let names = files
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let first = paths.first().cloned().unwrap_or_default();
+        tokio::task::spawn_blocking(move || {
+            read_files(files, &paths, (format, &schema), verify, policy.as_ref())
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(LandingError::Parquet {
+                file: first,
+                reason: format!("the decoder panicked on one of the files {names}"),
+            })
+        })
+        .map_err(failed(&self.pipeline))
     }
 
     /// Moves or deletes the files of an acknowledged epoch that are still
@@ -182,6 +220,15 @@ fn failed(pipeline: &str) -> impl Fn(LandingError) -> RunError + '_ {
     }
 }
 
+/// Lists the landing directory off the async workers (a directory of many
+/// thousands of files takes a while).
+async fn list_blocking(spec: &LandingSpec) -> Result<Vec<Listed>, LandingError> {
+    let (dir, pattern) = (spec.dir.clone(), spec.pattern.clone());
+    tokio::task::spawn_blocking(move || scan::list(&dir, &pattern))
+        .await
+        .expect("listing a directory does not panic")
+}
+
 /// The largest file (and epoch) the source reads: records travel in Arrow
 /// arrays with 32-bit offsets.
 pub const MAX_EPOCH_BYTES: u64 = 1 << 30;
@@ -195,12 +242,12 @@ pub const MAX_EPOCH_BYTES: u64 = 1 << 30;
 fn read_files(
     files: Vec<LandedFile>,
     paths: &[PathBuf],
-    format: Format,
+    (format, schema): (Format, &SchemaRef),
     verify: bool,
     policy: Option<&BatchPolicy>,
 ) -> Result<(Vec<LandedFile>, RecordBatch), LandingError> {
     use std::io::Read;
-    let mut records = Records::default();
+    let mut records = FileBatch::new(format, schema);
     let mut total_bytes = 0u64;
     let mut taken = Vec::new();
     for (mut file, path) in files.into_iter().zip(paths) {
@@ -238,7 +285,7 @@ fn read_files(
             tracing::debug!(file = %path.display(), "file changed since it was listed; left for a later epoch");
             continue;
         }
-        let cut = records.append(&file.name, &bytes, format) as u64;
+        let cut = records.append(&file.name, path, bytes)? as u64;
         if verify && cut != file.records {
             return Err(LandingError::Recut {
                 file: path.clone(),
@@ -255,7 +302,23 @@ fn read_files(
             break;
         }
     }
-    Ok((taken, records.finish()))
+    let batch = records.finish().map_err(|e| LandingError::Parquet {
+        file: paths.first().cloned().unwrap_or_default(),
+        reason: format!(
+            "with the epoch's other files ({}), more than one Arrow batch holds ({e}){}",
+            taken
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if verify {
+                ""
+            } else {
+                "; lower `batch.max_bytes` so fewer files make an epoch"
+            }
+        ),
+    })?;
+    Ok((taken, batch))
 }
 
 #[async_trait::async_trait]
@@ -270,8 +333,9 @@ impl Source for LandingSource {
             if stop.load(Ordering::SeqCst) {
                 return Ok(None);
             }
-            let listed =
-                scan::list(&self.spec.dir, &self.spec.pattern).map_err(failed(&self.pipeline))?;
+            let listed = list_blocking(&self.spec)
+                .await
+                .map_err(failed(&self.pipeline))?;
             let fresh: Vec<Listed> = listed
                 .into_iter()
                 .filter(|f| !self.processed.contains(&f.name))
@@ -304,16 +368,12 @@ impl Source for LandingSource {
                     records: 0,
                 })
                 .collect();
-            let (format, policy) = (self.spec.format, *policy);
-            let (files, batch) = tokio::task::spawn_blocking(move || {
-                read_files(files, &paths, format, false, Some(&policy))
-            })
-            .await
-            .expect("reading files does not panic")
-            .map_err(failed(&self.pipeline))?;
+            let (files, batch) = self
+                .read_blocking(files, paths, false, Some(*policy))
+                .await?;
             let range = self.range(files);
             return Ok(Some(Fetched {
-                rows: Box::new(LandedRows(batch.clone())),
+                rows: Box::new(LandedRows::new(batch.clone(), self.spec.format)),
                 batch,
                 range,
             }));
@@ -340,14 +400,9 @@ impl Source for LandingSource {
             })?;
             paths.push(path);
         }
-        let (files, format) = (files.clone(), self.spec.format);
-        let (_, batch) =
-            tokio::task::spawn_blocking(move || read_files(files, &paths, format, true, None))
-                .await
-                .expect("reading files does not panic")
-                .map_err(failed(&self.pipeline))?;
+        let (_, batch) = self.read_blocking(files.clone(), paths, true, None).await?;
         Ok(Fetched {
-            rows: Box::new(LandedRows(batch.clone())),
+            rows: Box::new(LandedRows::new(batch.clone(), self.spec.format)),
             batch,
             range: range.clone(),
         })
@@ -363,7 +418,7 @@ impl Source for LandingSource {
     }
 
     async fn lag(&mut self) -> Option<i64> {
-        let listed = scan::list(&self.spec.dir, &self.spec.pattern).ok()?;
+        let listed = list_blocking(&self.spec).await.ok()?;
         let waiting = listed
             .iter()
             .filter(|f| !self.processed.contains(&f.name))
@@ -372,27 +427,59 @@ impl Source for LandingSource {
     }
 }
 
-/// Landed rows carry their file name and line.
-struct LandedRows(RecordBatch);
+/// Landed rows carry their file name and line (JSON lines, CSV) or row
+/// (Parquet).
+struct LandedRows {
+    batch: RecordBatch,
+    /// Columns of the file name and the line or row, and the position key.
+    file: &'static str,
+    place: (&'static str, &'static str),
+    /// Whether rows have raw bytes (a `value` column): not Parquet rows.
+    raw: bool,
+}
+
+impl LandedRows {
+    fn new(batch: RecordBatch, format: Format) -> Self {
+        let (file, place) = match format {
+            Format::Parquet => (
+                super::parquet::FILE_COLUMN,
+                (super::parquet::ROW_COLUMN, "row"),
+            ),
+            Format::Jsonl | Format::Csv => ("file", ("line", "line")),
+        };
+        LandedRows {
+            batch,
+            file,
+            place,
+            raw: format != Format::Parquet,
+        }
+    }
+}
 
 impl SourceRows for LandedRows {
     fn origin(&self, row: usize) -> Origin {
-        let file = self.0.column_by_name("file").map(|c| c.as_string::<i32>());
-        let line = self
-            .0
-            .column_by_name("line")
+        let file = self
+            .batch
+            .column_by_name(self.file)
+            .map(|c| c.as_string::<i32>());
+        let place = self
+            .batch
+            .column_by_name(self.place.0)
             .map(|c| c.as_primitive::<Int64Type>());
         let mut origin = Origin::of(KIND);
         if let Some(file) = file {
             origin = origin.text("file", file.value(row));
         }
-        if let Some(line) = line {
-            origin = origin.int("line", line.value(row));
+        if let Some(place) = place {
+            origin = origin.int(self.place.1, place.value(row));
         }
         origin
     }
     fn raw(&self, row: usize) -> Option<Vec<u8>> {
-        let values = self.0.column_by_name("value")?.as_binary::<i32>();
+        if !self.raw {
+            return None;
+        }
+        let values = self.batch.column_by_name("value")?.as_binary::<i32>();
         values.is_valid(row).then(|| values.value(row).to_vec())
     }
     fn untraced(&self) -> Origin {

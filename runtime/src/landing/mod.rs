@@ -8,6 +8,7 @@
 //! commits its files can be kept, deleted or moved away.
 
 pub mod epoch_source;
+pub mod parquet;
 pub mod read;
 pub mod scan;
 
@@ -92,6 +93,34 @@ pub enum LandingError {
         /// The existing target.
         target: PathBuf,
     },
+    /// A Parquet file does not decode.
+    #[error("landed Parquet file {file}: {reason}")]
+    Parquet {
+        /// The file.
+        file: PathBuf,
+        /// The decoder's reason.
+        reason: String,
+    },
+    /// A Parquet file's column does not fit the pipeline's schema.
+    #[error("landed Parquet file {file}: column `{column}` {reason}")]
+    ParquetColumn {
+        /// The file.
+        file: PathBuf,
+        /// The column.
+        column: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No Parquet file to take the pipeline's schema from.
+    #[error(
+        "no Parquet file matching `{glob}` in {dir} to take the source schema from; set `schema_from` to a Parquet file with the columns the landed files will have"
+    )]
+    NoSchemaSample {
+        /// The landing directory.
+        dir: PathBuf,
+        /// The glob.
+        glob: String,
+    },
     /// A processed file cannot be moved or deleted after its epoch committed.
     #[error("landed file {file}: cannot {action} it after its epoch committed: {source}")]
     AfterCommit {
@@ -113,13 +142,10 @@ pub fn resolve(
     use crate::pipeline::spec::AfterCommitSpec;
     use epoch_source::AfterCommit;
     let mut problems = Vec::new();
-    let glob = spec.glob.clone().unwrap_or_else(|| {
-        match spec.format {
-            read::Format::Jsonl => "*.jsonl",
-            read::Format::Csv => "*.csv",
-        }
-        .to_string()
-    });
+    let glob = spec
+        .glob
+        .clone()
+        .unwrap_or_else(|| spec.format.default_glob().to_string());
     let pattern = glob::Pattern::new(&glob)
         .map_err(|e| problems.push(("glob", format!("`{glob}` is not a glob pattern: {e}"))))
         .ok();
@@ -149,6 +175,16 @@ pub fn resolve(
             "must be positive: a file still being written would be read half-way".into(),
         ));
     }
+    if spec.schema_from.is_some() && spec.format != read::Format::Parquet {
+        problems.push((
+            "schema_from",
+            format!(
+                "is only used with format = \"parquet\"; {:?} records arrive as raw bytes",
+                spec.format
+            )
+            .to_lowercase(),
+        ));
+    }
     match pattern {
         Some(pattern) if problems.is_empty() => Ok(epoch_source::LandingSpec {
             dir: base.join(&spec.dir),
@@ -157,7 +193,48 @@ pub fn resolve(
             stable_for: spec.stable_for,
             poll_interval: spec.poll_interval,
             after_commit,
+            schema_from: spec.schema_from.map(|p| base.join(p)),
         }),
         _ => Err(problems),
     }
+}
+
+/// The schema of the source's batches: `value`, `file`, `line` for JSON
+/// lines and CSV ([`read::schema`]); for Parquet, that of `schema_from`, else
+/// of the first Parquet file (by name) in the directory, else in `move_to`,
+/// whose footer reads ([`parquet::schema_of`]).
+///
+/// Errors: no Parquet file to take the schema from, or it cannot be read.
+pub fn source_schema(
+    spec: &epoch_source::LandingSpec,
+) -> Result<arrow::datatypes::SchemaRef, LandingError> {
+    if spec.format != read::Format::Parquet {
+        return Ok(read::schema());
+    }
+    if let Some(sample) = &spec.schema_from {
+        return parquet::schema_of(sample);
+    }
+    let mut places = vec![spec.dir.clone()];
+    if let epoch_source::AfterCommit::Move(to) = &spec.after_commit
+        && to.is_dir()
+    {
+        places.push(to.clone());
+    }
+    // The first file (by name) whose footer reads: a file still being
+    // written in place has none yet.
+    let mut first_error = None;
+    for dir in places {
+        for listed in scan::list(&dir, &spec.pattern)? {
+            match parquet::schema_of(&dir.join(&listed.name)) {
+                Ok(schema) => return Ok(schema),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| LandingError::NoSchemaSample {
+        dir: spec.dir.clone(),
+        glob: spec.pattern.as_str().to_string(),
+    }))
 }

@@ -1,12 +1,16 @@
-//! Cuts a landed file into records, without parsing them (parsing belongs to
-//! plugins): JSON lines are split at newlines; CSV is split at newlines
-//! outside double quotes, so a quoted field may hold line breaks (RFC 4180).
-//! A trailing `\r` is dropped, blank records are skipped, and each record
-//! keeps the 1-based line number it starts on. The header row of a CSV file
-//! is delivered like any record (line 1); `parse-csv` reads it.
+//! Turns landed files into one epoch's batch. JSON lines and CSV are cut
+//! into records without parsing them (parsing belongs to plugins): JSON
+//! lines are split at newlines; CSV at newlines outside double quotes, so a
+//! quoted field may hold line breaks (RFC 4180). A trailing `\r` is dropped,
+//! blank records are skipped, and each record keeps the 1-based line number
+//! it starts on. The header row of a CSV file is delivered like any record
+//! (line 1); `parse-csv` reads it. Parquet files arrive as typed columns
+//! ([`super::parquet`]).
 
+use super::LandingError;
 use arrow::array::{BinaryBuilder, Int64Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
 /// How a landed file is cut into records.
@@ -17,6 +21,93 @@ pub enum Format {
     Jsonl,
     /// Comma-separated values with `"` quoting; the header is line 1.
     Csv,
+    /// Apache Parquet: typed columns.
+    Parquet,
+}
+
+impl Format {
+    /// The glob used when `glob` is not set.
+    pub fn default_glob(self) -> &'static str {
+        match self {
+            Format::Jsonl => "*.jsonl",
+            Format::Csv => "*.csv",
+            Format::Parquet => "*.parquet",
+        }
+    }
+}
+
+/// One epoch's batch, built from whole files in the source's format.
+pub enum FileBatch {
+    /// JSON lines or CSV: raw records.
+    Lines(Box<Records>, Format),
+    /// Parquet: the files' rows in `schema`.
+    Parquet {
+        /// The source schema (see [`super::parquet::schema_of`]).
+        schema: SchemaRef,
+        /// One batch per file read so far.
+        parts: Vec<RecordBatch>,
+        /// Rows in `parts`.
+        rows: usize,
+    },
+}
+
+impl FileBatch {
+    /// An empty batch for `format`; `schema` is the source schema.
+    pub fn new(format: Format, schema: &SchemaRef) -> Self {
+        match format {
+            Format::Parquet => FileBatch::Parquet {
+                schema: schema.clone(),
+                parts: Vec::new(),
+                rows: 0,
+            },
+            lines => FileBatch::Lines(Box::default(), lines),
+        }
+    }
+
+    /// Rows appended so far.
+    pub fn rows(&self) -> usize {
+        match self {
+            FileBatch::Lines(records, _) => records.rows(),
+            FileBatch::Parquet { rows, .. } => *rows,
+        }
+    }
+
+    /// Appends the whole file `name` (its `bytes`, read from `path`); returns
+    /// its number of records. Errors only for Parquet files that do not
+    /// decode or do not fit the schema.
+    pub fn append(
+        &mut self,
+        name: &str,
+        path: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<usize, LandingError> {
+        match self {
+            FileBatch::Lines(records, format) => Ok(records.append(name, &bytes, *format)),
+            FileBatch::Parquet {
+                schema,
+                parts,
+                rows,
+            } => {
+                let part = super::parquet::read(name, path, bytes, schema)?;
+                let added = part.num_rows();
+                *rows += added;
+                parts.push(part);
+                Ok(added)
+            }
+        }
+    }
+
+    /// The batch of everything appended. Errors only when Parquet files
+    /// together hold more string or binary bytes than one Arrow array can
+    /// (2 GiB).
+    pub fn finish(self) -> Result<RecordBatch, arrow::error::ArrowError> {
+        match self {
+            FileBatch::Lines(records, _) => Ok(records.finish()),
+            FileBatch::Parquet { schema, parts, .. } => {
+                arrow::compute::concat_batches(&schema, &parts)
+            }
+        }
+    }
 }
 
 /// Schema of a landed batch: `value` (the record's bytes), `file` (its name

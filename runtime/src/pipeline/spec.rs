@@ -119,9 +119,9 @@ pub enum SourceSpec {
 pub struct FilesSourceSpec {
     /// The landing directory.
     pub dir: PathBuf,
-    /// `jsonl` or `csv`.
+    /// `jsonl`, `csv` or `parquet`.
     pub format: crate::landing::read::Format,
-    /// Which file names are read (default `*.jsonl` or `*.csv`).
+    /// Which file names are read (default `*.jsonl`, `*.csv` or `*.parquet`).
     #[serde(default)]
     pub glob: Option<String>,
     /// How long a file's size and modification time must stay unchanged
@@ -137,6 +137,9 @@ pub struct FilesSourceSpec {
     /// Where `after_commit = "move"` puts them.
     #[serde(default)]
     pub move_to: Option<PathBuf>,
+    /// Parquet only: a Parquet file whose columns landed files must have.
+    #[serde(default)]
+    pub schema_from: Option<PathBuf>,
 }
 
 fn default_stable_for() -> Duration {

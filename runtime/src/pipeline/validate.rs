@@ -29,6 +29,9 @@ pub struct PreparedPipeline {
     pub plugins: Vec<LoadedPlugin>,
     /// The schema of the source and of every stage output port.
     pub schemas: HashMap<PortRef, SchemaRef>,
+    /// The schema of every lookup input, `(stage index, port)` → schema, as
+    /// validated at start: lookup batches are given to plugins in this shape.
+    pub lookup_schemas: HashMap<(usize, String), SchemaRef>,
     /// The engine the plugins were loaded with, for loading the versions a
     /// recorded plan names.
     pub engine: PluginEngine,
@@ -156,6 +159,7 @@ async fn check_pipeline(
     let mut problem =
         |location: String, message: String| problems.push(Problem { location, message });
     let mut schemas: HashMap<PortRef, SchemaRef> = HashMap::new();
+    let mut lookup_schemas: HashMap<(usize, String), SchemaRef> = HashMap::new();
 
     match &pipeline.source {
         Source::Kafka { .. } => {
@@ -167,8 +171,14 @@ async fn check_pipeline(
                     format!("{here} > source.files.dir"),
                     format!("{} is not a directory", spec.dir.display()),
                 );
+            } else {
+                match crate::landing::source_schema(spec) {
+                    Ok(schema) => {
+                        schemas.insert(PortRef::Source, schema);
+                    }
+                    Err(e) => problem(format!("{here} > source.files"), e.to_string()),
+                }
             }
-            schemas.insert(PortRef::Source, crate::landing::read::schema());
         }
         Source::Delta { table: path, .. } => {
             let upstream = produced
@@ -312,7 +322,10 @@ async fn check_pipeline(
                 }
             };
             match schema {
-                Some(schema) => probe.push((port.clone(), RecordBatch::new_empty(schema))),
+                Some(schema) => {
+                    lookup_schemas.insert((index, port.clone()), schema.clone());
+                    probe.push((port.clone(), RecordBatch::new_empty(schema)));
+                }
                 None => lookups_known = false,
             }
         }
@@ -510,6 +523,7 @@ async fn check_pipeline(
         spec: pipeline.clone(),
         plugins,
         schemas,
+        lookup_schemas,
         engine: engine.clone(),
     })
 }

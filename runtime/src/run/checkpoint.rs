@@ -266,6 +266,7 @@ mod tests {
             clock_nanos: epoch,
             stages: Vec::new(),
             lookups: Vec::new(),
+            quarantine: None,
         }
     }
 

@@ -71,6 +71,20 @@ pub struct EpochPlan {
     /// exactly these versions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lookups: Vec<LookupPin>,
+    /// Set by `weir quarantine`: the epoch's source rows go to the
+    /// dead-letter table and its stages do not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<Quarantine>,
+}
+
+/// An operator's decision to move past an epoch without running its stages
+/// (`weir quarantine`), recorded in the plan and so in every sink's commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantine {
+    /// Why, as the operator gave it.
+    pub reason: String,
+    /// When it was decided, ns since the Unix epoch.
+    pub decided_nanos: u64,
 }
 
 /// The version of one lookup input an epoch read.
@@ -141,6 +155,7 @@ mod tests {
             clock_nanos: 42,
             stages: Vec::new(),
             lookups: Vec::new(),
+            quarantine: None,
         };
         let again = plan.clone();
         assert_eq!(plan.call_context("parse"), again.call_context("parse"));
@@ -195,6 +210,7 @@ mod tests {
             clock_nanos: 1,
             stages: Vec::new(),
             lookups: Vec::new(),
+            quarantine: None,
         };
         let json = serde_json::to_string(&plan).unwrap();
         assert_eq!(serde_json::from_str::<EpochPlan>(&json).unwrap(), plan);

@@ -11,6 +11,7 @@ pub mod epoch;
 pub mod lookups;
 pub mod pins;
 pub mod pipeline_runner;
+pub mod quarantine;
 pub mod recovery;
 pub mod stages;
 
@@ -50,7 +51,7 @@ pub enum RunError {
         reason: String,
     },
     /// A plugin failed in a way that stops the pipeline.
-    #[error("pipeline `{pipeline}`, stage `{stage}`{}: {source}", epoch_context(.epoch))]
+    #[error("pipeline `{pipeline}`, stage `{stage}`{}: {source}{}", epoch_context(.epoch), quarantine_hint(.pipeline, .epoch))]
     Plugin {
         /// The pipeline.
         pipeline: String,
@@ -82,7 +83,7 @@ pub enum RunError {
     /// A stage rejected more of an epoch's rows than its `max_rejected_ratio`
     /// allows; the epoch was not committed.
     #[error(
-        "pipeline `{pipeline}`, stage `{stage}`, epoch {epoch}: rejected {rejected} of {rows_in} rows, more than max_rejected_ratio = {ratio}; the epoch is not committed. Fix the plugin or the data and restart, or skip the epoch with `weir quarantine`"
+        "pipeline `{pipeline}`, stage `{stage}`, epoch {epoch}: rejected {rejected} of {rows_in} rows, more than max_rejected_ratio = {ratio}; the epoch is not committed. Fix the plugin or the data and restart, or move past the epoch with `weir quarantine FILE --pipeline {pipeline} --epoch {epoch} --reason TEXT`"
     )]
     TooManyRejected {
         /// The pipeline.
@@ -157,6 +158,12 @@ pub enum RunError {
         /// The kind of the pipeline's source.
         expected: &'static str,
     },
+    /// A lookup table no longer has the shape its input was validated with.
+    #[error("{0}")]
+    LookupSchemaChanged(Box<LookupDrift>),
+    /// `weir quarantine` refused (see [`quarantine::Refusal`]).
+    #[error("cannot quarantine: {0}")]
+    Quarantine(Box<quarantine::Refusal>),
     /// An epoch committed to a sink has no plan anywhere.
     #[error(
         "pipeline `{pipeline}`: epoch {epoch} is committed to some sinks but its plan is neither in the checkpoint nor in their commits"
@@ -167,6 +174,54 @@ pub enum RunError {
         /// The epoch.
         epoch: u64,
     },
+}
+
+/// A lookup table read at a version whose schema no longer fits the one
+/// its input was validated with.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "pipeline `{pipeline}`, stage `{stage}`: lookup `{port}` reads {} at version {version}, which no longer fits the schema validated at start: {reason}; if the table's schema changed on purpose, restart the pipeline so it validates against the table as it is now",
+    table.display()
+)]
+pub struct LookupDrift {
+    /// The pipeline.
+    pub pipeline: String,
+    /// The stage.
+    pub stage: String,
+    /// The lookup input port.
+    pub port: String,
+    /// The table.
+    pub table: PathBuf,
+    /// The version read.
+    pub version: u64,
+    /// Every column at fault.
+    pub reason: String,
+}
+
+impl RunError {
+    /// Whether the error says a recorded epoch's input no longer exists
+    /// (landed files deleted or moved away after their epoch committed), as
+    /// opposed to being unreadable right now.
+    pub fn input_gone(&self) -> bool {
+        match self {
+            RunError::Connector { source, .. } => matches!(
+                source.downcast_ref::<crate::landing::LandingError>(),
+                Some(crate::landing::LandingError::Missing { .. })
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// How to move past a failing epoch, for errors that name one.
+fn quarantine_hint(pipeline: &str, epoch: &Option<Box<EpochPlan>>) -> String {
+    match epoch {
+        Some(plan) => format!(
+            ". To move past this epoch while no sink holds it, send its input to the dead-letter table: weir quarantine FILE --pipeline {pipeline} --epoch {} --reason TEXT",
+            plan.epoch
+        ),
+        None => String::new(),
+    }
 }
 
 fn epoch_context(epoch: &Option<Box<EpochPlan>>) -> String {

@@ -11,13 +11,13 @@ use super::continuity;
 use super::epoch::EpochPlan;
 use super::lookups::{LookupBatches, Lookups};
 use super::pins;
+use super::quarantine;
 use super::recovery::{self, Facts};
-use super::stages::{StageCounts, StageSet};
+use super::stages::{EpochOutput, StageCounts, StageSet};
 use crate::connector::{self, Fetched, Sink};
 use crate::delta::dead_letters;
 use crate::pipeline::{PreparedFile, PreparedPipeline};
 use serde_json::json;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -47,6 +47,9 @@ pub struct PipelineReport {
     pub dead_letters: u64,
     /// Per-stage totals over new epochs.
     pub stages: Vec<StageCounts>,
+    /// Source records of quarantined epochs finished in this run, all sent
+    /// to the dead-letter table (`weir quarantine`).
+    pub quarantined: u64,
 }
 
 /// One sink and the last epoch it holds.
@@ -66,7 +69,8 @@ pub async fn run_file(
     if options.once {
         let mut reports = Vec::new();
         for prepared in &file.pipelines {
-            reports.push(run_pipeline(prepared.clone(), &root, options, &stop).await?);
+            let checkpoint = Checkpoint::open(&root.join(&prepared.spec.name))?;
+            reports.push(run_pipeline(prepared.clone(), checkpoint, options, &stop, true).await?);
         }
         return Ok(reports);
     }
@@ -74,7 +78,13 @@ pub async fn run_file(
     for (index, prepared) in file.pipelines.iter().cloned().enumerate() {
         let root = root.clone();
         let stop = stop.clone();
-        tasks.spawn(async move { (index, run_pipeline(prepared, &root, options, &stop).await) });
+        tasks.spawn(async move {
+            let run = async {
+                let checkpoint = Checkpoint::open(&root.join(&prepared.spec.name))?;
+                run_pipeline(prepared, checkpoint, options, &stop, true).await
+            };
+            (index, run.await)
+        });
     }
     let mut reports = vec![PipelineReport::default(); file.pipelines.len()];
     let mut first_error = None;
@@ -118,18 +128,32 @@ async fn find_plan(
     Ok(None)
 }
 
+/// Finishes the epochs a pipeline's (locked) checkpoint and sinks say are
+/// interrupted, and plans none (used by `weir quarantine`; sinks must exist).
+pub(crate) async fn recover(
+    prepared: PreparedPipeline,
+    checkpoint: Checkpoint,
+    options: RunOptions,
+) -> Result<PipelineReport, RunError> {
+    let stop = AtomicBool::new(false);
+    run_pipeline(prepared, checkpoint, options, &stop, false).await
+}
+
+/// Recovers the pipeline, then (with `plan_new`) plans and runs new epochs
+/// until the source is done (`--once`) or `stop`. `checkpoint` is the
+/// pipeline's, locked for the run.
 async fn run_pipeline(
     prepared: PreparedPipeline,
-    checkpoint_root: &Path,
+    checkpoint: Checkpoint,
     options: RunOptions,
     stop: &AtomicBool,
+    plan_new: bool,
 ) -> Result<PipelineReport, RunError> {
     let pipeline = &prepared.spec;
     let name = pipeline.name.as_str();
-    let checkpoint = Checkpoint::open(&checkpoint_root.join(name))?;
     let mut opened = connector::open_sinks(&prepared).await?;
     let mut stages = tokio::task::block_in_place(|| StageSet::new(&prepared))?;
-    let mut lookups = Lookups::new(pipeline);
+    let mut lookups = Lookups::new(&prepared);
     pins::keep_current(&checkpoint, stages.current())?;
     let mut report = PipelineReport {
         pipeline: name.to_string(),
@@ -199,8 +223,28 @@ async fn run_pipeline(
                 epoch,
             });
         };
-        tokio::task::block_in_place(|| stages.pin(&plan.stages, &checkpoint, epoch))?;
-        let fetched = source.replay(&plan.source).await?;
+        if plan.quarantine.is_none() {
+            tokio::task::block_in_place(|| stages.pin(&plan.stages, &checkpoint, epoch))?;
+        }
+        let fetched = match source.replay(&plan.source).await {
+            Ok(fetched) => fetched,
+            // Every sink holds the epoch: only stage state would be rebuilt
+            // from it. Its input is gone (landed files deleted after commit),
+            // so its keys are forgotten, as when its plan is lost. Any other
+            // error (a broker away, a changed file) stops the run.
+            Err(error) if step.sinks.is_empty() && error.input_gone() => {
+                tracing::warn!(
+                    pipeline = name,
+                    epoch,
+                    %error,
+                    "cannot re-read an epoch to rebuild stage state; its dedupe keys are forgotten (a later duplicate of them passes)"
+                );
+                source.acknowledge(&plan.source).await?;
+                previous = Some(plan.source.clone());
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         let what = if step.sinks.is_empty() {
             "rebuilding state from"
         } else {
@@ -212,7 +256,15 @@ async fn run_pipeline(
             sinks = step.sinks.len(),
             "{what} an interrupted epoch"
         );
-        let tables = lookups.load(&plan.lookups).await?;
+        if plan.quarantine.is_some() && !step.sinks.is_empty() {
+            report.quarantined += fetched.batch.num_rows() as u64;
+        }
+        // A quarantined epoch runs no stage, so it reads no lookup (the
+        // lookup may be what made it fail).
+        let tables = match plan.quarantine {
+            Some(_) => LookupBatches::default(),
+            None => lookups.load(&plan.lookups).await?,
+        };
         run_epoch(&prepared, &plan, fetched, &tables, &mut stages, &mut sinks).await?;
         snapshot_state(&checkpoint, &stages, plan.epoch)?;
         source.acknowledge(&plan.source).await?;
@@ -226,7 +278,11 @@ async fn run_pipeline(
     tokio::task::block_in_place(|| stages.pin(&[], &checkpoint, last + 1))?;
 
     loop {
-        let Some(fetched) = source.next(&pipeline.batch, options.once, stop).await? else {
+        let next = match plan_new {
+            true => source.next(&pipeline.batch, options.once, stop).await?,
+            false => None,
+        };
+        let Some(fetched) = next else {
             break;
         };
         let started = Instant::now();
@@ -240,6 +296,7 @@ async fn run_pipeline(
                 .unwrap_or(0),
             stages: stages.pins(),
             lookups: lookups.pin_current().await?,
+            quarantine: None,
         };
         let problems = continuity::violations(previous.as_ref(), &plan.source);
         if !problems.is_empty() {
@@ -343,9 +400,20 @@ async fn run_epoch(
     let pipeline = &prepared.spec;
     let started = Instant::now();
     let source_records = fetched.batch.num_rows();
-    let output = tokio::task::block_in_place(|| {
-        stages.run(plan, fetched.batch, fetched.rows.as_ref(), lookups)
-    })?;
+    let output = match &plan.quarantine {
+        Some(decision) => EpochOutput {
+            dead_letters: quarantine::dead_letters(decision, &fetched),
+            ..EpochOutput::default()
+        },
+        None => tokio::task::block_in_place(|| {
+            stages.run(plan, fetched.batch, fetched.rows.as_ref(), lookups)
+        })?,
+    };
+    let quarantined = if plan.quarantine.is_some() {
+        source_records
+    } else {
+        0
+    };
     tracing::debug!(pipeline = %pipeline.name, epoch = plan.epoch, ms = started.elapsed().as_millis() as u64, "stages ran");
     let plugins = stages.pins();
     let dead_count = output.dead_letters.len();
@@ -353,6 +421,7 @@ async fn run_epoch(
         "source_records": source_records,
         "stages": output.counts,
         "dead_letters": dead_count,
+        "quarantined": quarantined,
     });
     for handle in sinks.iter_mut().filter(|s| s.committed < plan.epoch) {
         let from = handle.sink.from().cloned();

@@ -143,8 +143,12 @@ async fn killed_at_random_moments_while_data_flows_loses_and_duplicates_nothing(
 
     let mut kills = 0;
     let mut interrupted = 0;
+    let checkpoints = fixture.data.path().join("checkpoints");
     while kills < wanted {
+        let before = weir_tests::start_marker(&checkpoints, "bronze");
         let mut child = start(&fixture, &file);
+        // Kill times count from the pipeline's start, not the process's.
+        weir_tests::wait_until_up(&mut child, &checkpoints, "bronze", before).await;
         let wait = Duration::from_millis(schedule.next_millis(200, 2_500));
         let deadline = std::time::Instant::now() + wait * 2;
         match kills % 3 {

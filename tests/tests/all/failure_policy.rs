@@ -288,3 +288,95 @@ async fn a_replay_runs_the_plugin_version_its_plan_recorded_or_refuses_naming_th
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weir_quarantine_moves_past_a_poison_epoch_and_records_the_decision() {
+    let fixture = OrdersFixture::start(1).await;
+    let pipeline = Drifting::new(&fixture, "poison").await;
+    pipeline.produce(&["a"]).await;
+    pipeline.run("").await.unwrap_or_else(|e| panic!("{e}"));
+
+    // Epoch 2 traps every time: the error says how to move past it.
+    pipeline.produce(&["b", "panic", "c"]).await;
+    let error = stopped_with(pipeline.run("").await);
+    assert!(
+        error.contains("weir quarantine FILE --pipeline tag --epoch 2 --reason TEXT"),
+        "{error}"
+    );
+    let file = pipeline.dir.join("pipeline.toml");
+    let quarantine = |epoch: &str| {
+        let output = weir_tests::orders::weir(
+            &fixture,
+            &[
+                "quarantine",
+                file.to_str().unwrap(),
+                "--pipeline",
+                "tag",
+                "--epoch",
+                epoch,
+                "--reason",
+                "ticket 42: drift panics on this batch",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    // Not the pending epoch: refused, nothing written.
+    let (ok, text) = quarantine("1");
+    assert!(
+        !ok && text.contains("sink `tagged` already holds epoch 1"),
+        "{text}"
+    );
+    let (ok, text) = quarantine("3");
+    assert!(!ok && text.contains("has no plan of epoch 3"), "{text}");
+
+    let (ok, text) = quarantine("2");
+    assert!(
+        ok && text.contains("epoch 2 quarantined: 3 source record(s)"),
+        "{text}"
+    );
+    // The input is in the dead-letter table with the reason and its offsets;
+    // every sink's commit of epoch 2 records the decision.
+    let dead = weir_runtime::delta::query::query(
+        &pipeline.table("dead_letters"),
+        "SELECT CAST(raw AS VARCHAR), stage, reason, source_kind, source_position FROM t WHERE epoch = 2 ORDER BY source_position",
+    )
+    .await
+    .unwrap();
+    let column = |i| weir_tests::orders::strings(&dead, i);
+    assert_eq!(column(0), ["b", "panic", "c"]);
+    assert!(column(1).iter().all(|s| s == "quarantine"));
+    assert!(
+        column(2)
+            .iter()
+            .all(|r| r == "quarantined by an operator: ticket 42: drift panics on this batch")
+    );
+    assert!(column(3).iter().all(|k| k == "kafka"));
+    assert!(column(4)[0].contains("\"offset\":1"), "{:?}", column(4));
+    let tagged = records(&pipeline.table("tagged"));
+    assert_eq!(tagged.len(), 2);
+    assert_eq!(tagged[1]["rows"], 0);
+    assert_eq!(
+        tagged[1]["plan"]["quarantine"]["reason"],
+        "ticket 42: drift panics on this batch"
+    );
+    assert_eq!(tagged[1]["counts"]["quarantined"], 3);
+
+    // Doing it again is refused; the next run starts after the epoch.
+    let (ok, text) = quarantine("2");
+    assert!(!ok && text.contains("already holds epoch 2"), "{text}");
+    pipeline.produce(&["d"]).await;
+    let reports = pipeline.run("").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((reports[0].records_in, reports[0].last_epoch), (1, 3));
+    assert_eq!(rows(&pipeline.table("tagged")), 2);
+    let (clean, report) = weir_tests::orders::audit(&fixture, &file);
+    assert!(clean, "{report}");
+}

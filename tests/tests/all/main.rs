@@ -11,6 +11,7 @@ mod failure_policy;
 mod golden;
 mod kafka_source;
 mod landing;
+mod landing_parquet;
 mod loading;
 mod lookups;
 mod orders_pipeline;
