@@ -305,12 +305,27 @@ impl Live {
     ) -> Result<T, HostError> {
         self.store.data_mut().begin_call(context);
         self.store.set_epoch_deadline(deadline_ticks(limits));
-        let result = f(&self.bindings, &mut self.store);
+        let (bindings, store) = (&self.bindings, &mut self.store);
+        let result = off_async_worker(|| f(bindings, store));
         let stderr = self.store.data_mut().end_call();
         result.map_err(|error| {
             let denied = self.store.data_mut().limiter.take_denied();
             classify(&self.identity, call, limits, denied, &stderr, error)
         })
+    }
+}
+
+/// Runs a plugin call where it may block its thread. wasmtime-wasi's stdio
+/// (a plugin writing to stderr, or its panic message) blocks on a runtime of
+/// its own, which panics when started on a tokio async worker; on a
+/// multi-threaded runtime the call therefore leaves the worker first (as
+/// `tokio::task::block_in_place`; a no-op on a thread that is no worker).
+fn off_async_worker<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

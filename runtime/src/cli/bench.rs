@@ -43,7 +43,8 @@ struct OrdersArgs {
     /// `examples/orders/landing.toml` with `--source files`).
     #[arg(long)]
     pipeline: Option<PathBuf>,
-    /// Where tables and checkpoints go (emptied first).
+    /// Where tables and checkpoints go (emptied first; a directory `weir
+    /// bench` did not make must be empty).
     #[arg(long, default_value = "out/bench-orders")]
     data: PathBuf,
     /// `--source files`: how many files the events are spread over.
@@ -134,9 +135,7 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
     println!("raw consume:  {consumed} messages in {raw_seconds:.2}s = {raw_rate:.0} msg/s");
 
     let data = std::path::absolute(&args.data)?;
-    if data.exists() {
-        std::fs::remove_dir_all(&data)?;
-    }
+    fresh_data_dir(&data)?;
     let (seconds, peak_rss) =
         run_pipeline_child(&pipeline, &variables(&connection, &topic, &data))?;
     let rate = produced.count as f64 / seconds;
@@ -150,6 +149,30 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
         verdict(ratio >= TARGET_RATIO)
     );
     print_rss(peak_rss);
+    Ok(())
+}
+
+/// The file marking a directory as made by `weir bench` (so it may be emptied).
+const MARKER: &str = ".weir-bench";
+
+/// Empties `data` for a new run, or creates it. Refuses a directory that
+/// holds anything and was not made by `weir bench`: `--data` is emptied,
+/// and a mistyped path must not lose someone's files.
+pub(super) fn fresh_data_dir(data: &Path) -> anyhow::Result<()> {
+    let holds_anything = std::fs::read_dir(data).is_ok_and(|mut entries| entries.next().is_some());
+    if holds_anything {
+        anyhow::ensure!(
+            data.join(MARKER).exists(),
+            "--data {} holds files `weir bench` did not make; it would empty it: give a new or empty directory",
+            data.display()
+        );
+        std::fs::remove_dir_all(data)?;
+    }
+    std::fs::create_dir_all(data)?;
+    std::fs::write(
+        data.join(MARKER),
+        b"made by weir bench; emptied by the next run\n",
+    )?;
     Ok(())
 }
 

@@ -60,11 +60,35 @@ struct Gold {
 }
 
 pub fn run(bench: FilesBench<'_>) -> anyhow::Result<()> {
-    if bench.data.exists() {
-        std::fs::remove_dir_all(bench.data)?;
-    }
+    anyhow::ensure!(bench.count > 0, "--count must be at least 1");
     let landing = bench.data.join("landing");
     let weir_data = bench.data.join("weir");
+    let variables = HashMap::from([
+        ("WEIR_LANDING".to_string(), landing.display().to_string()),
+        ("WEIR_DATA".to_string(), weir_data.display().to_string()),
+    ]);
+    // Problems found before anything is written: the pipeline file, Spark.
+    let file = pipeline::read_with(bench.pipeline, &variables)?;
+    anyhow::ensure!(
+        file.pipelines
+            .iter()
+            .any(|p| matches!(p.source, pipeline::Source::Files(_))),
+        "{} reads no landing directory; --source files needs a pipeline file like examples/orders/landing.toml",
+        bench.pipeline.display()
+    );
+    if let Some(spark) = &bench.spark {
+        let found = Command::new(spark.python)
+            .args(["-c", "import pyspark"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        anyhow::ensure!(
+            found.is_ok_and(|s| s.success()),
+            "`{} -c \"import pyspark\"` failed: install PySpark 4.3 (`pip install pyspark==4.3.0`, Java 17; bench/README.md), or pass --no-spark",
+            spark.python
+        );
+    }
+    super::bench::fresh_data_dir(bench.data)?;
     let written = land_orders(&landing, bench.count, bench.files)?;
     println!(
         "landed {} order events in {} JSON-lines files ({:.0} MiB) in {}",
@@ -73,10 +97,6 @@ pub fn run(bench: FilesBench<'_>) -> anyhow::Result<()> {
         written as f64 / 1048576.0,
         landing.display()
     );
-    let variables = HashMap::from([
-        ("WEIR_LANDING".to_string(), landing.display().to_string()),
-        ("WEIR_DATA".to_string(), weir_data.display().to_string()),
-    ]);
     // As Spark's warm-up: the plugins are compiled into the cache first, so
     // the measured run starts from it (as every run after the first does).
     let started = std::time::Instant::now();
@@ -165,7 +185,11 @@ fn land_orders(landing: &Path, count: usize, files: usize) -> anyhow::Result<u64
             out.write_all(b"\n")?;
             written += event.value.len() as u64 + 1;
         }
-        out.into_inner()?.sync_all()?;
+        let file = out.into_inner()?;
+        file.sync_all()?;
+        // Landed a minute ago, as files that wait in a landing zone: Weir
+        // reads them at first sight instead of waiting `stable_for`.
+        file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))?;
         std::fs::rename(&temporary, landing.join(name))?;
     }
     Ok(written)

@@ -69,10 +69,11 @@ impl DeltaEpochSource {
         })
     }
 
-    fn rows(&self, version_starts: Vec<(usize, u64)>) -> Box<DeltaRows> {
+    fn rows(&self, batch: &RecordBatch, version_starts: Vec<(usize, u64)>) -> Box<DeltaRows> {
         Box::new(DeltaRows {
             table: self.path.display().to_string(),
             version_starts,
+            batch: batch.clone(),
         })
     }
 }
@@ -120,13 +121,13 @@ impl Source for DeltaEpochSource {
                 continue;
             }
             return Ok(Some(Fetched {
+                rows: self.rows(&batch, version_starts),
                 batch,
                 range: SourceRange::Delta {
                     table: self.path.display().to_string(),
                     first,
                     last,
                 },
-                rows: self.rows(version_starts),
             }));
         }
     }
@@ -143,9 +144,9 @@ impl Source for DeltaEpochSource {
                 .await
                 .map_err(failed(&self.pipeline))?;
         Ok(Fetched {
+            rows: self.rows(&batch, version_starts),
             batch,
             range: range.clone(),
-            rows: self.rows(version_starts),
         })
     }
 
@@ -165,11 +166,13 @@ impl Source for DeltaEpochSource {
     }
 }
 
-/// Delta rows know their table and, from per-version row counts, their version.
+/// Delta rows know their table and, from per-version row counts, their
+/// version; their raw form is the row as JSON.
 struct DeltaRows {
     table: String,
     /// (first row index, version), ascending.
     version_starts: Vec<(usize, u64)>,
+    batch: RecordBatch,
 }
 
 impl SourceRows for DeltaRows {
@@ -186,8 +189,8 @@ impl SourceRows for DeltaRows {
             None => origin,
         }
     }
-    fn raw(&self, _row: usize) -> Option<Vec<u8>> {
-        None
+    fn raw(&self, row: usize) -> Option<Vec<u8>> {
+        crate::files::row_json(&self.batch, row)
     }
     fn untraced(&self) -> Origin {
         Origin::of(KIND).text("table", self.table.clone())

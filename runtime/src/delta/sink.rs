@@ -10,9 +10,8 @@ use crate::pipeline::PortRef;
 use crate::pipeline::spec::{MergeSpec, SinkMode};
 use crate::run::RunError;
 use crate::run::epoch::EpochPlan;
-use arrow::array::RecordBatch;
-use arrow::compute::cast;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, SchemaRef};
 use deltalake::DeltaTable;
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
@@ -130,7 +129,16 @@ impl SinkTarget {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let when = merge.when.clone();
+        let when = merge
+            .when
+            .as_deref()
+            .map(|sql| {
+                merge_update::plan_predicate(sql, &schema).map_err(|reason| DeltaError::Schema {
+                    table: self.path.clone(),
+                    reason: format!("merge `when` = `{sql}`: {reason}"),
+                })
+            })
+            .transpose()?;
         let (table, _metrics) = table
             .merge(source, predicate)
             .with_source_alias("s")
@@ -301,7 +309,7 @@ pub fn conform(
             if column.data_type() == field.data_type() {
                 Ok(column)
             } else {
-                cast(&column, field.data_type()).map_err(|e| {
+                cast_exact(&column, field.data_type()).map_err(|e| {
                     schema_error(format!(
                         "column `{}` ({}) cannot be written as {}: {e}",
                         field.name(),
@@ -313,6 +321,39 @@ pub fn conform(
         })
         .collect::<Result<Vec<_>, _>>()?;
     RecordBatch::try_new(target.clone(), columns).map_err(|e| schema_error(e.to_string()))
+}
+
+/// Casts `column` to `to` only if every value survives unchanged: a value
+/// out of range (an unsigned 64-bit value past `i64::MAX`, Delta having no
+/// unsigned types) or a nanosecond timestamp with sub-microsecond digits
+/// (Delta timestamps are microseconds) is an error naming the row, never a
+/// null or a truncated value.
+fn cast_exact(column: &ArrayRef, to: &DataType) -> Result<ArrayRef, String> {
+    use arrow::datatypes::{TimeUnit, TimestampNanosecondType};
+    if let (DataType::Timestamp(TimeUnit::Nanosecond, _), DataType::Timestamp(unit, _)) =
+        (column.data_type(), to)
+        && *unit != TimeUnit::Nanosecond
+    {
+        let nanos = column.as_primitive::<TimestampNanosecondType>();
+        let per = match unit {
+            TimeUnit::Microsecond => 1_000,
+            TimeUnit::Millisecond => 1_000_000,
+            _ => 1_000_000_000,
+        };
+        if let Some(row) =
+            (0..nanos.len()).find(|&r| nanos.is_valid(r) && nanos.value(r) % per != 0)
+        {
+            return Err(format!(
+                "row {row} holds {} ns, which a {unit:?} timestamp cannot hold exactly",
+                nanos.value(row)
+            ));
+        }
+    }
+    let options = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    arrow::compute::cast_with_options(column, to, &options).map_err(|e| e.to_string())
 }
 
 /// A merge source must hold each key once, or the merge result would depend on row order.
@@ -362,7 +403,7 @@ fn check_unique_keys(
 mod tests {
     use super::*;
     use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::datatypes::{Field, Schema};
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
@@ -567,6 +608,61 @@ mod tests {
         assert!(
             shown.contains(r#"{"offset":7,"partition":0,"topic":"orders"}"#),
             "{shown}"
+        );
+    }
+
+    /// Regression (issue 10 review): values Delta's types cannot hold are an
+    /// error naming the column and row, never nulls or truncated values.
+    #[test]
+    fn regression_issue_10_conform_never_changes_a_value() {
+        use arrow::array::{TimestampNanosecondArray, UInt64Array};
+        use arrow::datatypes::TimeUnit;
+        let table = Path::new("/t/x");
+        let target = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+        ]));
+        let batch = |n: u64, at: i64| {
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![
+                    Field::new("n", DataType::UInt64, true),
+                    Field::new(
+                        "at",
+                        DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                        true,
+                    ),
+                ])),
+                vec![
+                    Arc::new(UInt64Array::from(vec![n])),
+                    Arc::new(TimestampNanosecondArray::from(vec![at]).with_timezone("UTC")),
+                ],
+            )
+            .unwrap()
+        };
+        let fits = conform(table, &batch(255, 1_000), &target).unwrap();
+        assert_eq!(
+            fits.column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0),
+            255
+        );
+        let error = conform(table, &batch(u64::MAX, 1_000), &target)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("column `n` (UInt64) cannot be written as Int64"),
+            "{error}"
+        );
+        let error = conform(table, &batch(1, 1_234_567_891), &target)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("column `at`") && error.contains("row 0 holds 1234567891 ns"),
+            "{error}"
         );
     }
 }

@@ -434,7 +434,8 @@ struct LandedRows {
     /// Columns of the file name and the line or row, and the position key.
     file: &'static str,
     place: (&'static str, &'static str),
-    /// Whether rows have raw bytes (a `value` column): not Parquet rows.
+    /// Whether rows have raw bytes (a `value` column); Parquet rows are
+    /// given as JSON instead.
     raw: bool,
 }
 
@@ -477,7 +478,8 @@ impl SourceRows for LandedRows {
     }
     fn raw(&self, row: usize) -> Option<Vec<u8>> {
         if !self.raw {
-            return None;
+            // Parquet rows: the row as JSON, `_file` and `_row` included.
+            return crate::files::row_json(&self.batch, row);
         }
         let values = self.batch.column_by_name("value")?.as_binary::<i32>();
         values.is_valid(row).then(|| values.value(row).to_vec())

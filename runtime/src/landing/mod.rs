@@ -111,6 +111,14 @@ pub enum LandingError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The source schema kept in the checkpoint cannot be read.
+    #[error("the source schema kept in {dir}: {reason}")]
+    KeptSchema {
+        /// The pipeline's checkpoint directory.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// No Parquet file to take the pipeline's schema from.
     #[error(
         "no Parquet file matching `{glob}` in {dir} to take the source schema from; set `schema_from` to a Parquet file with the columns the landed files will have"
@@ -201,18 +209,30 @@ pub fn resolve(
 
 /// The schema of the source's batches: `value`, `file`, `line` for JSON
 /// lines and CSV ([`read::schema`]); for Parquet, that of `schema_from`, else
-/// of the first Parquet file (by name) in the directory, else in `move_to`,
-/// whose footer reads ([`parquet::schema_of`]).
+/// the one kept in the pipeline's `checkpoint` directory at its first start,
+/// else that of the first Parquet file (by name) in the directory, else in
+/// `move_to`, whose footer reads ([`parquet::schema_of`]).
 ///
 /// Errors: no Parquet file to take the schema from, or it cannot be read.
 pub fn source_schema(
     spec: &epoch_source::LandingSpec,
+    checkpoint: &std::path::Path,
 ) -> Result<arrow::datatypes::SchemaRef, LandingError> {
     if spec.format != read::Format::Parquet {
         return Ok(read::schema());
     }
     if let Some(sample) = &spec.schema_from {
         return parquet::schema_of(sample);
+    }
+    match crate::run::checkpoint::kept_source_schema(checkpoint) {
+        Ok(Some(kept)) => return Ok(std::sync::Arc::new(kept)),
+        Ok(None) => {}
+        Err(error) => {
+            return Err(LandingError::KeptSchema {
+                dir: checkpoint.to_path_buf(),
+                reason: error.to_string(),
+            });
+        }
     }
     let mut places = vec![spec.dir.clone()];
     if let epoch_source::AfterCommit::Move(to) = &spec.after_commit

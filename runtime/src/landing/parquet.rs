@@ -60,8 +60,9 @@ pub fn schema_of(sample: &Path) -> Result<SchemaRef, LandingError> {
 
 /// Decodes the whole Parquet file `name` (its `bytes`, read from `path`) into
 /// one batch of `schema` (from [`schema_of`]): columns by name, the types
-/// exactly as in the schema (nested field names may differ, as writers name
-/// list elements differently; values are never converted).
+/// exactly as in the schema (list element names may differ, as writers name
+/// them differently; struct fields must agree by name; values are never
+/// converted).
 ///
 /// Errors: the file does not decode; a column of the schema is missing, has
 /// another type, or holds nulls where the schema says it has none; the file
@@ -109,8 +110,8 @@ pub fn read(
             .ok_or_else(|| column_error(field.name(), "is missing".into()))?;
         let column = if column.data_type() == field.data_type() {
             column.clone()
-        } else if column.data_type().equals_datatype(field.data_type()) {
-            // Only nested field names or metadata differ: a relabelling.
+        } else if same_shape(column.data_type(), field.data_type()) {
+            // Only list element names, nullability or metadata differ: a relabelling.
             arrow::compute::cast(column, field.data_type()).map_err(|e| decode(&e))?
         } else {
             return Err(column_error(
@@ -139,6 +140,33 @@ pub fn read(
     let row_numbers = (1..=rows).map(|r| i64::try_from(r).expect("rows fit in i64"));
     columns.push(Arc::new(Int64Array::from_iter_values(row_numbers)));
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| decode(&e))
+}
+
+/// Whether `a` and `b` hold the same values the same way: equal but for the
+/// names of list and map entry fields (`item`, `element`), nullability and
+/// metadata. Struct fields must agree by name and order: a struct whose
+/// fields were renamed or swapped is another shape (Spark resolves struct
+/// fields by name, so reading it by position would swap values).
+fn same_shape(a: &DataType, b: &DataType) -> bool {
+    use DataType::{FixedSizeList, LargeList, List, Map, Struct};
+    match (a, b) {
+        (List(x), List(y)) | (LargeList(x), LargeList(y)) => {
+            same_shape(x.data_type(), y.data_type())
+        }
+        (FixedSizeList(x, n), FixedSizeList(y, m)) => {
+            n == m && same_shape(x.data_type(), y.data_type())
+        }
+        (Map(x, sorted_x), Map(y, sorted_y)) => {
+            sorted_x == sorted_y && same_shape(x.data_type(), y.data_type())
+        }
+        (Struct(x), Struct(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|(f, g)| f.name() == g.name() && same_shape(f.data_type(), g.data_type()))
+        }
+        _ => a == b,
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +328,31 @@ mod tests {
             "{error}"
         );
         assert!(with_null.column(0).is_null(0));
+    }
+
+    #[test]
+    fn struct_fields_agree_by_name_list_items_by_shape() {
+        use arrow::datatypes::Fields;
+        let structure = |a: &str, b: &str| {
+            DataType::Struct(Fields::from(vec![
+                Field::new(a, DataType::Utf8, true),
+                Field::new(b, DataType::Utf8, true),
+            ]))
+        };
+        assert!(same_shape(
+            &structure("id", "country"),
+            &structure("id", "country")
+        ));
+        assert!(!same_shape(
+            &structure("id", "country"),
+            &structure("country", "id")
+        ));
+        assert!(!same_shape(
+            &structure("id", "country"),
+            &structure("cust", "ctry")
+        ));
+        let list = |item: &str| DataType::List(Arc::new(Field::new(item, DataType::Int64, true)));
+        assert!(same_shape(&list("item"), &list("element")));
     }
 
     #[test]

@@ -61,7 +61,10 @@ pub async fn validate(
     let mut prepared = Vec::new();
     for index in order {
         let pipeline = &file.pipelines[index];
-        if let Some(p) = check_pipeline(pipeline, engine, &mut produced, &mut problems).await {
+        let checkpoint = file.checkpoint_dir.join(&pipeline.name);
+        if let Some(p) =
+            check_pipeline(pipeline, &checkpoint, engine, &mut produced, &mut problems).await
+        {
             prepared.push(p);
         }
     }
@@ -151,6 +154,7 @@ fn as_read_back(schema: &Schema) -> Result<SchemaRef, String> {
 
 async fn check_pipeline(
     pipeline: &Pipeline,
+    checkpoint: &Path,
     engine: &PluginEngine,
     produced: &mut HashMap<PathBuf, SchemaRef>,
     problems: &mut Vec<Problem>,
@@ -172,7 +176,7 @@ async fn check_pipeline(
                     format!("{} is not a directory", spec.dir.display()),
                 );
             } else {
-                match crate::landing::source_schema(spec) {
+                match crate::landing::source_schema(spec, checkpoint) {
                     Ok(schema) => {
                         schemas.insert(PortRef::Source, schema);
                     }
@@ -443,11 +447,11 @@ async fn check_pipeline(
                 require_column("merge.update", column);
             }
             if let Some(when) = &merge.when
-                && let Err(reason) = parse_sql_expression(when)
+                && let Err(reason) = crate::delta::merge_update::plan_predicate(when, &schema)
             {
                 problem(
                     format!("{at} > merge.when"),
-                    format!("`{when}` is not a valid SQL expression: {reason}"),
+                    format!("`{when}` is not a valid condition over `t` and `s`: {reason}"),
                 );
             }
             for (column, expression) in &merge.update {
@@ -561,14 +565,4 @@ pub fn describe_schema(schema: &Schema) -> String {
         .map(|f| format!("{}: {}", f.name(), f.data_type()))
         .collect();
     format!("({})", columns.join(", "))
-}
-
-fn parse_sql_expression(text: &str) -> Result<(), String> {
-    use deltalake::datafusion::sql::sqlparser::dialect::GenericDialect;
-    use deltalake::datafusion::sql::sqlparser::parser::Parser;
-    Parser::new(&GenericDialect {})
-        .try_with_sql(text)
-        .and_then(|mut parser| parser.parse_expr())
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }

@@ -184,6 +184,19 @@ impl Checkpoint {
         write_atomically(&self.dir.join("sinks.json"), &json)
     }
 
+    /// Keeps `schema`, the source schema validated at the first start, unless
+    /// one is kept already: a source whose schema is inferred (Parquet
+    /// landing files) is checked against the same schema at every later
+    /// start (see [`kept_source_schema`]).
+    pub fn keep_source_schema(&self, schema: &arrow::datatypes::Schema) -> Result<(), RunError> {
+        let path = source_schema_path(&self.dir);
+        if path.exists() {
+            return Ok(());
+        }
+        let json = serde_json::to_vec(schema).expect("Arrow schemas serialize");
+        write_atomically(&path, &json)
+    }
+
     /// Removes plans and snapshots older than the last few epochs before `committed`.
     pub fn prune(&self, committed: u64) {
         let Some(horizon) = committed.checked_sub(KEEP_EPOCHS) else {
@@ -214,6 +227,17 @@ impl Checkpoint {
         old(self.dir.join("epochs"), |n| n.strip_suffix(".json"));
         old(self.dir.join("state"), |n| Some(n));
     }
+}
+
+fn source_schema_path(dir: &Path) -> PathBuf {
+    dir.join("source-schema.json")
+}
+
+/// The source schema kept in the checkpoint directory `dir` of a pipeline
+/// (read without taking its lock, for validation); `None` before its first
+/// start.
+pub fn kept_source_schema(dir: &Path) -> Result<Option<arrow::datatypes::Schema>, RunError> {
+    read_json(&source_schema_path(dir))
 }
 
 /// Reads a JSON checkpoint file; `None` when it does not exist.

@@ -151,6 +151,9 @@ async fn run_pipeline(
 ) -> Result<PipelineReport, RunError> {
     let pipeline = &prepared.spec;
     let name = pipeline.name.as_str();
+    if let Some(schema) = prepared.schemas.get(&crate::pipeline::PortRef::Source) {
+        checkpoint.keep_source_schema(schema)?;
+    }
     let mut opened = connector::open_sinks(&prepared).await?;
     let mut stages = tokio::task::block_in_place(|| StageSet::new(&prepared))?;
     let mut lookups = Lookups::new(&prepared);

@@ -146,6 +146,12 @@ pub async fn quarantine(
                 }));
             }
         }
+        // The epoch's input must still be readable (a landed file moved
+        // away, say), or the decision would be recorded for an epoch no
+        // one can finish.
+        let mut source = connector::open_source(prepared, Some(&plan.source), true).await?;
+        source.replay(&plan.source).await?;
+        drop(source);
         plan.quarantine = Some(Quarantine {
             reason: reason.to_string(),
             decided_nanos: SystemTime::now()

@@ -183,9 +183,27 @@ async fn parquet_files_arrive_typed_once_and_a_misfit_file_is_named() {
         silver(data.path()).await.last().map(String::as_str),
         Some("e4 -0.01 c4 2026-12-03.parquet:1")
     );
+
+    // The schema taken at the first start is kept: a file lacking a column
+    // is refused even when it sorts first at a later start.
+    let fields: Vec<Arc<Field>> = orders_schema()
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "customer")
+        .cloned()
+        .collect();
+    write(&landing, "0000-early.parquet", land_wide(fields));
+    let error = weir_tests::run_once(load())
+        .await
+        .expect_err("a file lacking a column of the kept schema")
+        .to_string();
+    assert!(
+        error.contains("0000-early.parquet") && error.contains("column `customer` is missing"),
+        "{error}"
+    );
 }
 
-/// One order with every column of `fields` (the orders columns plus more).
+/// One order with every column of `fields` (event id `e9`, the rest null).
 fn land_wide(fields: Vec<Arc<Field>>) -> RecordBatch {
     let schema = Arc::new(Schema::new(fields));
     let columns = schema

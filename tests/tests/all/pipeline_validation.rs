@@ -200,7 +200,7 @@ when = "s.x >>> t.x"
     assert_reported(
         &problems,
         "sink \"silver\" > merge.when",
-        "not a valid SQL expression",
+        "is not a valid condition over `t` and `s`",
     );
     assert_reported(
         &problems,
@@ -286,4 +286,44 @@ fn weir_validate_lists_every_problem_and_exits_non_zero() {
         stderr.contains("problem(s); nothing was started"),
         "{stderr}"
     );
+}
+
+/// Regression (issue 10 review): a plugin that panics on the empty batch
+/// validation probes it with (here `misbehave`, which reads row 0) is a
+/// problem naming the stage, not a crash of the host: the panic message it
+/// writes to stderr used to start a runtime inside the async validation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_issue_10_a_plugin_panicking_at_validation_is_a_problem_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("landing")).unwrap();
+    let path = write(
+        dir.path(),
+        "panics.toml",
+        &format!(
+            r#"
+checkpoint_dir = "chk"
+dead_letters = "dl"
+
+[[pipeline]]
+name = "m"
+[pipeline.source.files]
+dir = "landing"
+format = "jsonl"
+[[pipeline.stage]]
+name = "parse"
+plugin = "${{PLUGINS}}/parse_json.wasm"
+config = {{ fields = [{{ name = "action", type = "string" }}] }}
+[[pipeline.stage]]
+name = "mis"
+plugin = "{misbehave}"
+[[pipeline.sink]]
+name = "out"
+table = "out"
+mode = "append"
+"#,
+            misbehave = weir_tests::wasm_path("misbehave").display()
+        ),
+    );
+    let problems = problems(&path).await;
+    assert_reported(&problems, "stage \"mis\"", "misbehave");
 }
