@@ -73,6 +73,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// An error and its causes on one line, each cause once: Weir's errors
+/// already quote their source in their message, so a cause whose text is
+/// already there is not repeated (`cannot read x: No such file` rather than
+/// `cannot read x: No such file: No such file`).
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text.replace('\n', " ")
+}
+
 /// The multi-threaded runtime pipelines run on.
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -118,5 +134,28 @@ fn describe_schema(schema: Option<&arrow::datatypes::SchemaRef>) -> String {
             })
             .collect::<Vec<_>>()
             .join(", "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read x: {source}")]
+    struct Quoting {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let quoted = anyhow::Error::new(Quoting { source: io() });
+        assert_eq!(one_line(&quoted), "cannot read x: No such file");
+        let wrapped = anyhow::Error::new(io()).context("opening the cache\nfor writing");
+        assert_eq!(
+            one_line(&wrapped),
+            "opening the cache for writing: No such file"
+        );
     }
 }
