@@ -119,7 +119,7 @@ pub fn run(bench: FilesBench<'_>) -> anyhow::Result<()> {
     super::bench::print_rss(peak_rss);
 
     let runtime = super::tokio_runtime()?;
-    let weir_gold = runtime.block_on(weir_gold(bench.pipeline, &variables))?;
+    let weir_gold = runtime.block_on(weir_gold(&file))?;
     let Some(spark) = bench.spark else {
         println!("spark:        not run (--no-spark)");
         return Ok(());
@@ -197,11 +197,7 @@ fn land_orders(landing: &Path, count: usize, files: usize) -> anyhow::Result<u64
 
 /// The gold tables Weir wrote: per aggregate stage feeding a merge sink, its
 /// group columns then its aggregates, sorted.
-async fn weir_gold(
-    file: &Path,
-    variables: &HashMap<String, String>,
-) -> anyhow::Result<HashMap<String, Gold>> {
-    let file = pipeline::read_with(file, variables)?;
+async fn weir_gold(file: &pipeline::PipelineFile) -> anyhow::Result<HashMap<String, Gold>> {
     let mut gold = HashMap::new();
     for pipeline in &file.pipelines {
         for sink in pipeline.sinks.iter().filter(|s| s.mode == SinkMode::Merge) {

@@ -337,26 +337,23 @@ mod tests {
     #[tokio::test]
     async fn regression_issue_10_decimal_38_sum_past_its_precision_is_an_error() {
         let near_max = 10_i128.pow(38) - 1;
+        let sum = |batch: &RecordBatch| {
+            plan(
+                "t.amount + s.amount",
+                "amount",
+                &batch.schema(),
+                &["k".into()],
+            )
+            .unwrap()
+        };
         let batch = amounts(vec![near_max, 5]);
-        let expr = plan(
-            "t.amount + s.amount",
-            "amount",
-            &batch.schema(),
-            &["k".into()],
-        )
-        .unwrap();
+        let expr = sum(&batch);
         let error = evaluate(batch, vec![expr]).await.unwrap_err().to_string();
         assert!(error.contains(OVERFLOW), "{error}");
         assert!(error.contains("k = k0"), "{error}");
         // In range: exact.
         let batch = amounts(vec![near_max / 2, 5]);
-        let expr = plan(
-            "t.amount + s.amount",
-            "amount",
-            &batch.schema(),
-            &["k".into()],
-        )
-        .unwrap();
+        let expr = sum(&batch);
         let out = evaluate(batch, vec![expr]).await.unwrap();
         let column = out[0]
             .column(0)

@@ -431,53 +431,50 @@ impl Source for LandingSource {
 /// (Parquet).
 struct LandedRows {
     batch: RecordBatch,
-    /// Columns of the file name and the line or row, and the position key.
-    file: &'static str,
-    place: (&'static str, &'static str),
-    /// Whether rows have raw bytes (a `value` column); Parquet rows are
-    /// given as JSON instead.
-    raw: bool,
+    format: Format,
 }
 
 impl LandedRows {
     fn new(batch: RecordBatch, format: Format) -> Self {
-        let (file, place) = match format {
+        LandedRows { batch, format }
+    }
+
+    /// The columns of the file name and of the line or row, and the
+    /// position key of the latter.
+    fn columns(&self) -> (&'static str, &'static str, &'static str) {
+        match self.format {
             Format::Parquet => (
                 super::parquet::FILE_COLUMN,
-                (super::parquet::ROW_COLUMN, "row"),
+                super::parquet::ROW_COLUMN,
+                "row",
             ),
-            Format::Jsonl | Format::Csv => ("file", ("line", "line")),
-        };
-        LandedRows {
-            batch,
-            file,
-            place,
-            raw: format != Format::Parquet,
+            Format::Jsonl | Format::Csv => ("file", "line", "line"),
         }
     }
 }
 
 impl SourceRows for LandedRows {
     fn origin(&self, row: usize) -> Origin {
+        let (file_column, place_column, place_key) = self.columns();
         let file = self
             .batch
-            .column_by_name(self.file)
+            .column_by_name(file_column)
             .map(|c| c.as_string::<i32>());
         let place = self
             .batch
-            .column_by_name(self.place.0)
+            .column_by_name(place_column)
             .map(|c| c.as_primitive::<Int64Type>());
         let mut origin = Origin::of(KIND);
         if let Some(file) = file {
             origin = origin.text("file", file.value(row));
         }
         if let Some(place) = place {
-            origin = origin.int(self.place.1, place.value(row));
+            origin = origin.int(place_key, place.value(row));
         }
         origin
     }
     fn raw(&self, row: usize) -> Option<Vec<u8>> {
-        if !self.raw {
+        if self.format == Format::Parquet {
             // Parquet rows: the row as JSON, `_file` and `_row` included.
             return crate::files::row_json(&self.batch, row);
         }

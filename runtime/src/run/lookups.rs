@@ -28,8 +28,8 @@ pub struct Lookups {
     inputs: Vec<(usize, String, String, PathBuf)>,
     /// `(stage index, port)` → the schema validated at start.
     validated: HashMap<(usize, String), SchemaRef>,
-    /// `(table, version, stage index, port)` → the batch in its validated shape.
-    cache: HashMap<(PathBuf, u64, usize, String), RecordBatch>,
+    /// `(table, version)` → the table as read (shaped per port on use).
+    cache: HashMap<(PathBuf, u64), RecordBatch>,
 }
 
 impl Lookups {
@@ -95,32 +95,30 @@ impl Lookups {
                     (table, version)
                 }
             };
-            let key = (table.clone(), version, index, port.clone());
-            let batch = match self.cache.get(&key) {
+            let key = (table.clone(), version);
+            let read = match self.cache.get(&key) {
                 Some(batch) => batch.clone(),
                 None => {
                     tracing::debug!(pipeline = %self.pipeline, stage = %stage, table = %table.display(), version, "reading lookup table");
-                    let read = lookup::read_version(&table, version)
+                    let batch = lookup::read_version(&table, version)
                         .await
                         .map_err(self.failed())?;
-                    let batch = match self.validated.get(&(index, port.clone())) {
-                        Some(validated) => {
-                            in_validated_shape(&read, validated).map_err(|reason| {
-                                RunError::LookupSchemaChanged(Box::new(super::LookupDrift {
-                                    pipeline: self.pipeline.clone(),
-                                    stage: stage.clone(),
-                                    port: port.clone(),
-                                    table: table.clone(),
-                                    version,
-                                    reason,
-                                }))
-                            })?
-                        }
-                        None => read,
-                    };
                     self.cache.insert(key.clone(), batch.clone());
                     batch
                 }
+            };
+            let batch = match self.validated.get(&(index, port.clone())) {
+                Some(validated) => in_validated_shape(&read, validated).map_err(|reason| {
+                    RunError::LookupSchemaChanged(Box::new(super::LookupDrift {
+                        pipeline: self.pipeline.clone(),
+                        stage: stage.clone(),
+                        port: port.clone(),
+                        table: table.clone(),
+                        version,
+                        reason,
+                    }))
+                })?,
+                None => read,
             };
             used.push(key);
             batches.entry(index).or_default().push((port, batch));
