@@ -1,5 +1,6 @@
 //! Command-line interface: the command tree and dispatch to one module per command.
 
+pub mod allocator;
 mod audit;
 mod bench;
 mod bench_files;

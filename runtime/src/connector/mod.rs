@@ -6,6 +6,7 @@
 //! (the config variant, the opening call, the range variant) and its section
 //! in `docs/pipeline.md`; `docs/architecture.md` walks through it.
 
+pub mod reach;
 pub mod registry;
 
 use crate::delta::dead_letters::Origin;
@@ -16,6 +17,7 @@ use crate::run::epoch::{EpochPlan, SourceRange};
 use arrow::array::RecordBatch;
 use std::sync::atomic::AtomicBool;
 
+pub use reach::{Progress, Reach, Writers};
 pub use registry::{open_sinks, open_source, prepare_sinks};
 
 /// One epoch's input, as a source delivers it.

@@ -3,7 +3,7 @@
 //! adds its arm here (and its config variant in `pipeline/spec.rs`, its range
 //! variant in `run/epoch.rs`); the epoch runner stays untouched.
 
-use super::{Sink, Source};
+use super::{Reach, Sink, Source};
 use crate::delta::epoch_source::DeltaEpochSource;
 use crate::delta::sink::{DeltaSink, SinkTarget};
 use crate::kafka::epoch_source::{KafkaEpochSource, KafkaSourceSpec};
@@ -14,11 +14,12 @@ use crate::run::RunError;
 use crate::run::epoch::SourceRange;
 
 /// Opens the pipeline's source, positioned after `resume` (the range of the
-/// last epoch every sink holds, or the one a replay ended with).
+/// last epoch every sink holds, or the one a replay ended with), reading as
+/// far as `reach` says.
 pub async fn open_source(
     prepared: &PreparedPipeline,
     resume: Option<&SourceRange>,
-    once: bool,
+    reach: &Reach,
 ) -> Result<Box<dyn Source>, RunError> {
     let pipeline = &prepared.spec;
     Ok(match &pipeline.source {
@@ -51,14 +52,14 @@ pub async fn open_source(
                 .cloned()
                 .unwrap_or_else(crate::landing::read::schema),
             resume,
-            once,
+            reach.once(),
         )?),
         SourceSpec::Delta {
             table,
             start,
             poll_interval,
         } => Box::new(
-            DeltaEpochSource::open(&pipeline.name, table, *start, *poll_interval, resume, once)
+            DeltaEpochSource::open(&pipeline.name, table, *start, *poll_interval, resume, reach)
                 .await?,
         ),
     })

@@ -4,7 +4,7 @@
 //! Versions that added nothing are folded into the next epoch's range.
 
 use super::{DeltaError, table};
-use crate::connector::{Fetched, Source, SourceRows};
+use crate::connector::{Fetched, Reach, Source, SourceRows, Writers};
 use crate::delta::dead_letters::Origin;
 use crate::pipeline::spec::{BatchPolicy, DeltaStart};
 use crate::run::RunError;
@@ -18,6 +18,18 @@ use std::time::Duration;
 /// The source kind recorded in dead letters.
 pub const KIND: &str = "delta";
 
+/// Where a Delta source stops.
+enum Bound {
+    /// Streaming: never.
+    None,
+    /// `--once`: after this version (the latest when it started, or when
+    /// the table's writers in this run had finished).
+    Until(u64),
+    /// `--once` on a table pipelines of this run write: after the latest
+    /// version once they have all finished.
+    AfterWriters(Writers),
+}
+
 /// A pipeline's Delta source.
 pub struct DeltaEpochSource {
     pipeline: String,
@@ -30,8 +42,8 @@ pub struct DeltaEpochSource {
     /// The first version not yet looked at (versions before it, from
     /// `next_version` on, held no rows).
     unscanned: u64,
-    /// Last version known to exist when `--once` started.
-    until: Option<u64>,
+    /// How far this run reads.
+    bound: Bound,
     /// Sleep between looks for new versions.
     poll_interval: Duration,
 }
@@ -45,7 +57,7 @@ impl DeltaEpochSource {
         start: DeltaStart,
         poll_interval: Duration,
         resume: Option<&SourceRange>,
-        once: bool,
+        reach: &Reach,
     ) -> Result<Self, RunError> {
         let fail = failed(pipeline);
         let mut opened = table::open_existing(path).await.map_err(&fail)?;
@@ -64,7 +76,11 @@ impl DeltaEpochSource {
             table: Box::new(opened),
             next_version,
             unscanned: next_version,
-            until: once.then_some(latest),
+            bound: match reach {
+                Reach::Unbounded => Bound::None,
+                Reach::AvailableNow(writers) if writers.all_finished() => Bound::Until(latest),
+                Reach::AvailableNow(writers) => Bound::AfterWriters(writers.clone()),
+            },
             poll_interval,
         })
     }
@@ -100,13 +116,27 @@ impl Source for DeltaEpochSource {
             let latest = super::source::latest_version(&self.path, &mut self.table)
                 .await
                 .map_err(failed(&self.pipeline))?;
-            let limit = self.until.map_or(latest, |u| u.min(latest));
+            let limit = match self.bound {
+                Bound::Until(until) => until.min(latest),
+                _ => latest,
+            };
             let from = self.unscanned.max(self.next_version);
             if from > limit {
-                if self.until.is_some() {
-                    return Ok(None);
+                match &mut self.bound {
+                    Bound::Until(_) => return Ok(None),
+                    Bound::None => tokio::time::sleep(self.poll_interval).await,
+                    // Finished before the next look at the latest version, so
+                    // that look sees their last commits.
+                    Bound::AfterWriters(writers) if writers.all_finished() => {
+                        let latest = super::source::latest_version(&self.path, &mut self.table)
+                            .await
+                            .map_err(failed(&self.pipeline))?;
+                        self.bound = Bound::Until(latest);
+                    }
+                    Bound::AfterWriters(writers) => {
+                        writers.wait_for_change(self.poll_interval).await;
+                    }
                 }
-                tokio::time::sleep(self.poll_interval).await;
                 continue;
             }
             let first = self.next_version;
@@ -213,7 +243,7 @@ async fn read_versions(
     let mut bytes = 0usize;
     let mut last = first;
     for version in first..=limit {
-        let read = super::source::read_added_rows(path, table.clone(), version, version).await?;
+        let read = super::source::read_added_rows(path, table.clone(), version).await?;
         starts.push((rows, version));
         for batch in read {
             rows += batch.num_rows();

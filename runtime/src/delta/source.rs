@@ -14,12 +14,13 @@ use std::sync::Arc;
 /// The Change Data Feed's own columns, dropped from what the source emits.
 const CHANGE_COLUMNS: [&str; 3] = ["_change_type", "_commit_version", "_commit_timestamp"];
 
-/// The rows versions `first..=last` of the table added, in version order.
+/// The rows version `version` of the table added (inserted, or updated
+/// post-images), in the order of the version's files in its commit, so a
+/// second read returns the same rows in the same order.
 pub async fn read_added_rows(
     path: &Path,
     table: DeltaTable,
-    first: u64,
-    last: u64,
+    version: u64,
 ) -> Result<Vec<RecordBatch>, DeltaError> {
     let query_failed = |source| DeltaError::Query {
         table: path.to_path_buf(),
@@ -29,8 +30,8 @@ pub async fn read_added_rows(
     let schema = table::arrow_schema(path, &table)?;
     let builder = table
         .scan_cdf()
-        .with_starting_version(first)
-        .with_ending_version(last);
+        .with_starting_version(version)
+        .with_ending_version(version);
     let provider = DeltaCdfTableProvider::try_new(builder).map_err(|source| DeltaError::Delta {
         table: path.to_path_buf(),
         operation: "read changes",
@@ -50,8 +51,6 @@ pub async fn read_added_rows(
                 .eq(lit("insert"))
                 .or(col("_change_type").eq(lit("update_postimage"))),
         )
-        .map_err(query_failed)?
-        .sort(vec![col("_commit_version").sort(true, true)])
         .map_err(query_failed)?
         .select(columns)
         .map_err(query_failed)?;

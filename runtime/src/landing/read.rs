@@ -8,7 +8,8 @@
 //! ([`super::parquet`]).
 
 use super::LandingError;
-use arrow::array::{BinaryBuilder, Int64Builder, RecordBatch, StringBuilder};
+use arrow::array::{BinaryArray, Int64Array, RecordBatch, StringBuilder};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
@@ -124,31 +125,51 @@ pub fn schema() -> SchemaRef {
 }
 
 /// Appends the records of one file's `bytes` to a batch being built.
-#[derive(Default)]
 pub struct Records {
-    value: BinaryBuilder,
+    /// The records' bytes, back to back (the `value` column's data).
+    values: Vec<u8>,
+    /// Where each record starts in `values`, then where the last one ends.
+    offsets: Vec<i32>,
     file: StringBuilder,
-    line: Int64Builder,
-    rows: usize,
+    line: Vec<i64>,
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        Records {
+            values: Vec::new(),
+            offsets: vec![0],
+            file: StringBuilder::new(),
+            line: Vec::new(),
+        }
+    }
 }
 
 impl Records {
     /// Rows appended so far.
     pub fn rows(&self) -> usize {
-        self.rows
+        self.line.len()
     }
 
     /// Cuts `bytes` (the whole file `name`) into records; returns how many.
+    /// An epoch's files hold at most 1 GiB (`MAX_EPOCH_BYTES`), so the
+    /// records' offsets fit the `value` column's 32-bit offsets.
     pub fn append(&mut self, name: &str, bytes: &[u8], format: Format) -> usize {
-        let before = self.rows;
+        let before = self.rows();
+        // Sized once per file: growing by doubling would copy and fault in
+        // the epoch's bytes several times over.
+        self.values.reserve(bytes.len());
         let mut line = 1i64;
         let mut start = 0usize;
         let mut start_line = 1i64;
-        let mut quoted = false;
-        for (i, &byte) in bytes.iter().enumerate() {
-            match byte {
-                b'"' if format == Format::Csv => quoted = !quoted,
-                b'\n' => {
+        match format {
+            Format::Csv => {
+                let mut quoted = false;
+                for i in memchr::memchr2_iter(b'"', b'\n', bytes) {
+                    if bytes[i] == b'"' {
+                        quoted = !quoted;
+                        continue;
+                    }
                     line += 1;
                     if !quoted {
                         self.record(name, &bytes[start..i], start_line);
@@ -156,13 +177,20 @@ impl Records {
                         start_line = line;
                     }
                 }
-                _ => {}
+            }
+            _ => {
+                for i in memchr::memchr_iter(b'\n', bytes) {
+                    line += 1;
+                    self.record(name, &bytes[start..i], start_line);
+                    start = i + 1;
+                    start_line = line;
+                }
             }
         }
         if start < bytes.len() {
             self.record(name, &bytes[start..], start_line);
         }
-        self.rows - before
+        self.rows() - before
     }
 
     fn record(&mut self, name: &str, mut record: &[u8], line: i64) {
@@ -172,20 +200,24 @@ impl Records {
         if record.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        self.value.append_value(record);
+        self.values.extend_from_slice(record);
+        let end = i32::try_from(self.values.len())
+            .expect("an epoch's files hold at most 1 GiB (MAX_EPOCH_BYTES)");
+        self.offsets.push(end);
         self.file.append_value(name);
-        self.line.append_value(line);
-        self.rows += 1;
+        self.line.push(line);
     }
 
     /// The batch of everything appended.
     pub fn finish(mut self) -> RecordBatch {
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        let values = BinaryArray::new(offsets, Buffer::from_vec(self.values), None);
         RecordBatch::try_new(
             schema(),
             vec![
-                Arc::new(self.value.finish()),
+                Arc::new(values),
                 Arc::new(self.file.finish()),
-                Arc::new(self.line.finish()),
+                Arc::new(Int64Array::from(self.line)),
             ],
         )
         .expect("columns match the landed-records schema")

@@ -10,7 +10,7 @@ pub mod spec;
 pub mod validate;
 
 pub use model::{Pipeline, PipelineFile, PortRef, Problem, Sink, Source, Stage};
-pub use validate::{PreparedFile, PreparedPipeline};
+pub use validate::{PreparedFile, PreparedPipeline, Upstream};
 
 use crate::engine::PluginEngine;
 use std::collections::HashMap;

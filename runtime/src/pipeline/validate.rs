@@ -44,6 +44,18 @@ pub struct PreparedFile {
     pub file: PipelineFile,
     /// Producers before the pipelines that read their tables.
     pub pipelines: Vec<PreparedPipeline>,
+    /// What each pipeline (same positions as `pipelines`) reads that others write.
+    pub upstream: Vec<Upstream>,
+}
+
+/// The pipelines of the file writing what one pipeline reads, as positions
+/// in [`PreparedFile::pipelines`] (all before it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upstream {
+    /// Writers of its Delta source table.
+    pub source: Vec<usize>,
+    /// Writers of its stages' lookup tables.
+    pub lookups: Vec<usize>,
 }
 
 /// Checks `file` completely; returns every problem found.
@@ -52,10 +64,31 @@ pub async fn validate(
     engine: &PluginEngine,
 ) -> Result<PreparedFile, Vec<Problem>> {
     let mut problems = Vec::new();
-    let order = match dependency_order(&file.pipelines) {
+    let upstream = upstream_of(&file.pipelines);
+    let order = match dependency_order(&file.pipelines, &upstream) {
         Ok(order) => order,
         Err(problem) => return Err(vec![problem]),
     };
+    // Positions in `order`, for the upstream lists of the prepared file.
+    let mut position = vec![0; order.len()];
+    for (at, &index) in order.iter().enumerate() {
+        position[index] = at;
+    }
+    let upstream_in_order = order
+        .iter()
+        .map(|&index| Upstream {
+            source: upstream[index]
+                .source
+                .iter()
+                .map(|&u| position[u])
+                .collect(),
+            lookups: upstream[index]
+                .lookups
+                .iter()
+                .map(|&u| position[u])
+                .collect(),
+        })
+        .collect();
     // The schema each sink table will have, by table directory, for downstream Delta sources.
     let mut produced: HashMap<PathBuf, SchemaRef> = HashMap::new();
     let mut prepared = Vec::new();
@@ -72,6 +105,7 @@ pub async fn validate(
         Ok(PreparedFile {
             file,
             pipelines: prepared,
+            upstream: upstream_in_order,
         })
     } else {
         Err(problems)
@@ -83,32 +117,46 @@ fn same_table(a: &Path, b: &Path) -> bool {
     normal(a).components().eq(normal(b).components())
 }
 
-/// Orders pipelines so a pipeline reading a table comes after the one writing it.
-fn dependency_order(pipelines: &[Pipeline]) -> Result<Vec<usize>, Problem> {
-    let producer_of = |table: &Path| {
-        pipelines
-            .iter()
-            .position(|p| p.sinks.iter().any(|s| same_table(&s.table, table)))
+/// For each pipeline, the pipelines writing its Delta source table and its
+/// stages' lookup tables (positions in `pipelines`).
+fn upstream_of(pipelines: &[Pipeline]) -> Vec<Upstream> {
+    let writers_of = |table: &Path| -> Vec<usize> {
+        (0..pipelines.len())
+            .filter(|&w| {
+                pipelines[w]
+                    .sinks
+                    .iter()
+                    .any(|s| same_table(&s.table, table))
+            })
+            .collect()
     };
-    // A pipeline depends on the writers of its source table and of its
-    // stages' lookup tables.
-    let upstream: Vec<Vec<usize>> = pipelines
+    pipelines
         .iter()
-        .map(|p| {
-            let source = match &p.source {
-                Source::Delta { table, .. } => Some(table),
-                _ => None,
-            };
-            let lookups = p
-                .stages
-                .iter()
-                .flat_map(|s| s.lookups.iter().map(|(_, t)| t));
-            source
-                .into_iter()
-                .chain(lookups)
-                .filter_map(|table| producer_of(table))
-                .collect()
+        .map(|p| Upstream {
+            source: match &p.source {
+                Source::Delta { table, .. } => writers_of(table),
+                _ => Vec::new(),
+            },
+            lookups: {
+                let mut writers: Vec<usize> = p
+                    .stages
+                    .iter()
+                    .flat_map(|s| s.lookups.iter().flat_map(|(_, t)| writers_of(t)))
+                    .collect();
+                writers.sort_unstable();
+                writers.dedup();
+                writers
+            },
         })
+        .collect()
+}
+
+/// Orders pipelines so a pipeline reading a table (source or lookup) comes
+/// after the ones writing it.
+fn dependency_order(pipelines: &[Pipeline], upstream: &[Upstream]) -> Result<Vec<usize>, Problem> {
+    let upstream: Vec<Vec<usize>> = upstream
+        .iter()
+        .map(|u| u.source.iter().chain(&u.lookups).copied().collect())
         .collect();
     let mut order = Vec::new();
     let mut state = vec![0u8; pipelines.len()]; // 0 new, 1 visiting, 2 done

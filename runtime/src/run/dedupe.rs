@@ -11,9 +11,13 @@ use crate::pipeline::spec::DedupeSpec;
 use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Array, RecordBatch};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::ipc::writer::StreamWriter;
 use arrow::row::{RowConverter, SortField};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Keys per record batch of a state snapshot.
+const SNAPSHOT_CHUNK: usize = 65536;
 
 /// What one batch did to the state.
 #[derive(Debug)]
@@ -176,13 +180,13 @@ impl DedupeState {
         ]))
     }
 
-    /// The state as Arrow IPC bytes (newest event time in the schema metadata).
+    /// The state as Arrow IPC bytes (newest event time in the schema
+    /// metadata), keys in no particular order: restoring it gives the same
+    /// set whatever the order.
     pub fn snapshot(&self) -> Result<Vec<u8>, RunError> {
-        let mut entries: Vec<(&[u8], i64)> =
-            self.seen.iter().map(|(k, &t)| (k.as_ref(), t)).collect();
-        entries.sort_unstable();
-        let keys = BinaryArray::from_iter_values(entries.iter().map(|(k, _)| *k));
-        let times = Int64Array::from_iter_values(entries.iter().map(|(_, t)| *t));
+        let failed = |e: arrow::error::ArrowError| RunError::Dedupe {
+            reason: e.to_string(),
+        };
         let mut metadata = HashMap::new();
         if let Some(max) = self.max_event {
             metadata.insert("max_event".to_string(), max.to_string());
@@ -193,15 +197,18 @@ impl DedupeState {
                 .clone()
                 .with_metadata(metadata),
         );
-        let batch =
-            RecordBatch::try_new(schema, vec![Arc::new(keys), Arc::new(times)]).map_err(|e| {
-                RunError::Dedupe {
-                    reason: e.to_string(),
-                }
-            })?;
-        weir_sdk::ipc::encode_batch(&batch).map_err(|e| RunError::Dedupe {
-            reason: e.to_string(),
-        })
+        // Encoded a slice of keys at a time, so only the encoded stream is
+        // ever whole in memory (the state can hold millions of keys).
+        let mut writer = StreamWriter::try_new(Vec::new(), &schema).map_err(failed)?;
+        let entries: Vec<(&Box<[u8]>, &i64)> = self.seen.iter().collect();
+        for chunk in entries.chunks(SNAPSHOT_CHUNK) {
+            let keys = BinaryArray::from_iter_values(chunk.iter().map(|(k, _)| k));
+            let times = Int64Array::from_iter_values(chunk.iter().map(|(_, t)| **t));
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(keys), Arc::new(times)])
+                .map_err(failed)?;
+            writer.write(&batch).map_err(failed)?;
+        }
+        writer.into_inner().map_err(failed)
     }
 
     /// Replaces the state with a snapshot taken by [`Self::snapshot`].
@@ -324,6 +331,22 @@ mod tests {
         );
         assert!(outcome.late[1].1.contains("null"));
         assert_eq!(ids(&outcome.kept), [Some("a".into())]);
+    }
+
+    #[test]
+    fn a_snapshot_of_more_keys_than_one_chunk_restores_them_all() {
+        let ids: Vec<String> = (0..SNAPSHOT_CHUNK + 10).map(|i| format!("k{i}")).collect();
+        let rows: Vec<(Option<&str>, Option<i64>)> = ids
+            .iter()
+            .map(|id| (Some(id.as_str()), Some(100)))
+            .collect();
+        let mut state = DedupeState::new(spec(), &batch(&[]).schema()).unwrap();
+        state.apply(&batch(&rows)).unwrap();
+        let mut restored = DedupeState::new(spec(), &batch(&[]).schema()).unwrap();
+        restored.restore(state.snapshot().unwrap()).unwrap();
+        assert_eq!(restored.watermark(), state.watermark());
+        let again = restored.apply(&batch(&rows)).unwrap();
+        assert_eq!(again.duplicates, rows.len(), "every key is remembered");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::pins;
 use super::quarantine;
 use super::recovery::{self, Facts};
 use super::stages::{EpochOutput, StageCounts, StageSet};
-use crate::connector::{self, Fetched, Sink};
+use crate::connector::{self, Fetched, Progress, Reach, Sink, Writers};
 use crate::delta::dead_letters;
 use crate::pipeline::{PreparedFile, PreparedPipeline};
 use serde_json::json;
@@ -26,7 +26,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
     /// Process what is available at start, then exit (Spark's `availableNow`);
-    /// pipelines run one after another in dependency order.
+    /// a pipeline reading another's table reads everything that one writes
+    /// in the run (see [`run_file`]).
     pub once: bool,
 }
 
@@ -58,7 +59,11 @@ struct SinkHandle {
     committed: u64,
 }
 
-/// Runs every pipeline of a validated file until done (`--once`) or `stop`.
+/// Runs every pipeline of a validated file until done (`--once`) or `stop`,
+/// all at the same time. Under `--once` a pipeline reading a table another
+/// pipeline of the file writes reads until that writer has finished, and a
+/// pipeline with lookup tables others write starts when they have finished:
+/// the results are those of running the pipelines one after another.
 pub async fn run_file(
     file: PreparedFile,
     options: RunOptions,
@@ -66,22 +71,38 @@ pub async fn run_file(
 ) -> Result<Vec<PipelineReport>, RunError> {
     connector::prepare_sinks(&file).await?;
     let root = file.file.checkpoint_dir.clone();
-    if options.once {
-        let mut reports = Vec::new();
-        for prepared in &file.pipelines {
-            let checkpoint = Checkpoint::open(&root.join(&prepared.spec.name))?;
-            reports.push(run_pipeline(prepared.clone(), checkpoint, options, &stop, true).await?);
-        }
-        return Ok(reports);
-    }
+    let progress: Vec<Progress> = file.pipelines.iter().map(|_| Progress::new()).collect();
+    let follows: Vec<(Reach, Writers)> = file
+        .upstream
+        .iter()
+        .map(|upstream| {
+            let writers = |of: &[usize]| Writers::of(of.iter().map(|&w| &progress[w]));
+            match options.once {
+                true => (
+                    Reach::AvailableNow(writers(&upstream.source)),
+                    writers(&upstream.lookups),
+                ),
+                false => (Reach::Unbounded, Writers::default()),
+            }
+        })
+        .collect();
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, prepared) in file.pipelines.iter().cloned().enumerate() {
+    let runs = file.pipelines.iter().cloned().zip(progress).zip(follows);
+    for (index, ((prepared, progress), (reach, mut lookup_writers))) in runs.enumerate() {
         let root = root.clone();
         let stop = stop.clone();
         tasks.spawn(async move {
             let run = async {
+                // Lookups are read as their writers left them. A writer that
+                // failed stops the run: nothing to do here.
+                if !lookup_writers.until_all_finished().await {
+                    return Ok(None);
+                }
                 let checkpoint = Checkpoint::open(&root.join(&prepared.spec.name))?;
-                run_pipeline(prepared, checkpoint, options, &stop, true).await
+                let report =
+                    run_pipeline(prepared, checkpoint, &reach, &progress, &stop, true).await?;
+                progress.finished();
+                Ok(Some(report))
             };
             (index, run.await)
         });
@@ -90,7 +111,7 @@ pub async fn run_file(
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((index, Ok(report))) => reports[index] = report,
+            Ok((index, Ok(report))) => reports[index] = report.unwrap_or_default(),
             Ok((index, Err(error))) => {
                 let pipeline = &file.pipelines[index].spec.name;
                 stop.store(true, Ordering::SeqCst);
@@ -133,19 +154,20 @@ async fn find_plan(
 pub(crate) async fn recover(
     prepared: PreparedPipeline,
     checkpoint: Checkpoint,
-    options: RunOptions,
 ) -> Result<PipelineReport, RunError> {
     let stop = AtomicBool::new(false);
-    run_pipeline(prepared, checkpoint, options, &stop, false).await
+    let reach = Reach::AvailableNow(Writers::default());
+    run_pipeline(prepared, checkpoint, &reach, &Progress::new(), &stop, false).await
 }
 
 /// Recovers the pipeline, then (with `plan_new`) plans and runs new epochs
-/// until the source is done (`--once`) or `stop`. `checkpoint` is the
-/// pipeline's, locked for the run.
+/// until the source has reached `reach` or `stop`, telling `progress` of
+/// every committed epoch. `checkpoint` is the pipeline's, locked for the run.
 async fn run_pipeline(
     prepared: PreparedPipeline,
     checkpoint: Checkpoint,
-    options: RunOptions,
+    reach: &Reach,
+    progress: &Progress,
     stop: &AtomicBool,
     plan_new: bool,
 ) -> Result<PipelineReport, RunError> {
@@ -204,7 +226,7 @@ async fn run_pipeline(
         ),
     };
     let mut source =
-        connector::open_source(&prepared, resume.as_ref().map(|p| &p.source), options.once).await?;
+        connector::open_source(&prepared, resume.as_ref().map(|p| &p.source), reach).await?;
 
     // The range every new plan must continue (I6): the last committed or replayed epoch's.
     let mut previous = resume.as_ref().map(|plan| plan.source.clone());
@@ -274,6 +296,7 @@ async fn run_pipeline(
         previous = Some(plan.source.clone());
         if !step.sinks.is_empty() {
             report.replayed += 1;
+            progress.committed();
         }
     }
     report.last_epoch = last;
@@ -282,7 +305,7 @@ async fn run_pipeline(
 
     loop {
         let next = match plan_new {
-            true => source.next(&pipeline.batch, options.once, stop).await?,
+            true => source.next(&pipeline.batch, reach.once(), stop).await?,
             false => None,
         };
         let Some(fetched) = next else {
@@ -318,6 +341,7 @@ async fn run_pipeline(
             run_epoch(&prepared, &plan, fetched, &tables, &mut stages, &mut sinks).await?;
         snapshot_state(&checkpoint, &stages, plan.epoch)?;
         source.acknowledge(&plan.source).await?;
+        progress.committed();
         report.last_epoch = plan.epoch;
         report.epochs += 1;
         report.records_in += records as u64;

@@ -17,7 +17,7 @@
 use super::RunError;
 use super::checkpoint::Checkpoint;
 use super::epoch::Quarantine;
-use super::pipeline_runner::{PipelineReport, RunOptions};
+use super::pipeline_runner::PipelineReport;
 use crate::connector::{self, Fetched};
 use crate::delta::dead_letters::DeadLetter;
 use crate::pipeline::PreparedFile;
@@ -149,7 +149,12 @@ pub async fn quarantine(
         // The epoch's input must still be readable (a landed file moved
         // away, say), or the decision would be recorded for an epoch no
         // one can finish.
-        let mut source = connector::open_source(prepared, Some(&plan.source), true).await?;
+        let mut source = connector::open_source(
+            prepared,
+            Some(&plan.source),
+            &connector::Reach::AvailableNow(connector::Writers::default()),
+        )
+        .await?;
         source.replay(&plan.source).await?;
         drop(source);
         plan.quarantine = Some(Quarantine {
@@ -161,9 +166,7 @@ pub async fn quarantine(
         checkpoint.write_plan(&plan)?;
         tracing::info!(pipeline, epoch, reason, "epoch quarantined; finishing it");
     }
-    let report =
-        super::pipeline_runner::recover(prepared.clone(), checkpoint, RunOptions { once: true })
-            .await?;
+    let report = super::pipeline_runner::recover(prepared.clone(), checkpoint).await?;
     if report.quarantined == 0 {
         // Every source range holds rows, so a finished quarantine moved some.
         return Err(refused(Refusal::NotFinished {

@@ -314,3 +314,44 @@ async fn the_landing_example_runs_the_orders_scenario_from_files() {
     assert_eq!(reports[0].records_in, events.len() as u64);
     weir_tests::orders::assert_tables(&fixture, &expected(&events)).await;
 }
+
+/// `--once` runs bronze, silver and gold at the same time; each downstream
+/// layer reads its upstream table until that pipeline has finished. With
+/// small epochs every layer commits many, interleaved, and every table must
+/// still hold exactly what a one-after-another run writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_runs_the_layers_side_by_side_and_each_reads_all_its_upstream_wrote() {
+    let fixture = weir_tests::orders::OrdersFixture::start(1).await;
+    let landing = fixture.data.path().join("landing");
+    std::fs::create_dir_all(&landing).unwrap();
+    let events = one_line_events(6_000, 11);
+    for (index, chunk) in events.chunks(400).enumerate() {
+        land(&landing, &format!("orders-{index:04}.jsonl"), chunk);
+    }
+    let mut variables = fixture.variables();
+    variables.insert("WEIR_LANDING".into(), landing.display().to_string());
+    // The example with small epochs; its stage configs named by full path,
+    // as the copy lives elsewhere.
+    let examples = weir_tests::workspace_dir().join("examples/orders");
+    let text = std::fs::read_to_string(examples.join("landing.toml"))
+        .unwrap()
+        .replace("max_records = 65536", "max_records = 300")
+        .replace(
+            "config_file = \"",
+            &format!("config_file = \"{}/", examples.display()),
+        );
+    let file = fixture.data.path().join("landing-small-epochs.toml");
+    std::fs::write(&file, text).unwrap();
+    let loaded =
+        weir_runtime::pipeline::read_with(&file, &variables).unwrap_or_else(|e| panic!("{e}"));
+    let reports = weir_tests::run_once(loaded)
+        .await
+        .expect("the run succeeds");
+    let epochs: Vec<u64> = reports.iter().map(|r| r.epochs).collect();
+    assert!(
+        epochs.iter().all(|&e| e >= 5),
+        "every layer commits many small epochs: {epochs:?}"
+    );
+    assert_eq!(reports[0].records_in, events.len() as u64);
+    weir_tests::orders::assert_tables(&fixture, &expected(&events)).await;
+}
