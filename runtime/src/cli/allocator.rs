@@ -12,7 +12,10 @@
 //! The settings are glibc's documented `mallopt` parameters, equal to the
 //! `MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_`
 //! environment variables (which, when set, win: they are read at the first
-//! allocation, and these calls are skipped for any that is set).
+//! allocation, and these calls are skipped for any that is set). The mmap
+//! and trim thresholds are set together: setting either turns off glibc's
+//! dynamic adjustment of both. `GLIBC_TUNABLES` settings of the same
+//! parameters are overridden.
 
 /// One arena shared by all threads: pipelines reuse each other's freed memory.
 const ARENA_MAX: i32 = 1;
@@ -40,8 +43,13 @@ pub fn tune() {
         if std::env::var_os(variable).is_none() {
             // SAFETY: `mallopt` only changes allocator parameters and is
             // called before any other thread exists.
-            unsafe {
-                libc::mallopt(parameter, value);
+            let accepted = unsafe { libc::mallopt(parameter, value) } == 1;
+            if !accepted {
+                // An older glibc caps the mmap threshold at 32 MiB: Weir
+                // runs, with more memory faulted in per epoch.
+                eprintln!(
+                    "weir: this glibc refused mallopt for {variable} = {value}; running with its default"
+                );
             }
         }
     }

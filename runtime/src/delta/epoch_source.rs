@@ -2,6 +2,14 @@
 //! `first..=last`; each delivers the rows those versions added (see
 //! [`super::source`]), in version order, so a replay reads the same rows.
 //! Versions that added nothing are folded into the next epoch's range.
+//!
+//! An epoch ends after the version that brings it to the batch policy's
+//! record or byte limit, or at the last version there is. Under `--once`
+//! with writers still running, "the last version there is" is not known yet,
+//! so a short epoch waits for more versions (or for the writers to finish)
+//! instead of ending early: epochs then fall exactly where a run after the
+//! writers would put them, whatever the timing, and so do the results that
+//! depend on them (dedupe's watermark, floating-point sums merged per epoch).
 
 use super::{DeltaError, table};
 use crate::connector::{Fetched, Reach, Source, SourceRows, Writers};
@@ -39,9 +47,11 @@ pub struct DeltaEpochSource {
     table: Box<DeltaTable>,
     /// The first version of the next epoch.
     next_version: u64,
-    /// The first version not yet looked at (versions before it, from
-    /// `next_version` on, held no rows).
-    unscanned: u64,
+    /// The first version not yet read (versions from `next_version` up to
+    /// it are in `pending`).
+    read_to: u64,
+    /// Rows read for the next epoch, not yet delivered.
+    pending: Pending,
     /// How far this run reads.
     bound: Bound,
     /// Sleep between looks for new versions.
@@ -60,6 +70,12 @@ impl DeltaEpochSource {
         reach: &Reach,
     ) -> Result<Self, RunError> {
         let fail = failed(pipeline);
+        // Asked before the latest version is read, so a writer finishing
+        // in between is caught by the next look, never missed.
+        let writers_finished = match reach {
+            Reach::AvailableNow(writers) => writers.all_finished(),
+            Reach::Unbounded => false,
+        };
         let mut opened = table::open_existing(path).await.map_err(&fail)?;
         let latest = super::source::latest_version(path, &mut opened)
             .await
@@ -75,10 +91,11 @@ impl DeltaEpochSource {
             path: path.to_path_buf(),
             table: Box::new(opened),
             next_version,
-            unscanned: next_version,
+            read_to: next_version,
+            pending: Pending::default(),
             bound: match reach {
                 Reach::Unbounded => Bound::None,
-                Reach::AvailableNow(writers) if writers.all_finished() => Bound::Until(latest),
+                Reach::AvailableNow(_) if writers_finished => Bound::Until(latest),
                 Reach::AvailableNow(writers) => Bound::AfterWriters(writers.clone()),
             },
             poll_interval,
@@ -120,45 +137,52 @@ impl Source for DeltaEpochSource {
                 Bound::Until(until) => until.min(latest),
                 _ => latest,
             };
-            let from = self.unscanned.max(self.next_version);
-            if from > limit {
-                match &mut self.bound {
-                    Bound::Until(_) => return Ok(None),
-                    Bound::None => tokio::time::sleep(self.poll_interval).await,
-                    // Finished before the next look at the latest version, so
-                    // that look sees their last commits.
-                    Bound::AfterWriters(writers) if writers.all_finished() => {
-                        let latest = super::source::latest_version(&self.path, &mut self.table)
-                            .await
-                            .map_err(failed(&self.pipeline))?;
-                        self.bound = Bound::Until(latest);
-                    }
-                    Bound::AfterWriters(writers) => {
-                        writers.wait_for_change(self.poll_interval).await;
-                    }
-                }
-                continue;
-            }
-            let first = self.next_version;
-            let (batch, version_starts, last) =
-                read_versions(&self.path, &self.table, from, limit, Some(policy))
+            while self.read_to <= limit && !self.pending.full(policy) {
+                self.pending
+                    .read(&self.path, &self.table, self.read_to)
                     .await
                     .map_err(failed(&self.pipeline))?;
-            self.unscanned = last + 1;
-            if batch.num_rows() == 0 {
-                // Only empty versions: nothing to process. They are covered by the next
-                // epoch's range; until then a restart simply reads them again.
+                self.read_to += 1;
+            }
+            let caught_up = self.read_to > limit;
+            let ends = self.pending.full(policy)
+                || (caught_up && !matches!(self.bound, Bound::AfterWriters(_)));
+            if ends && self.pending.rows > 0 {
+                let pending = std::mem::take(&mut self.pending);
+                let (batch, version_starts) = pending
+                    .finish(&self.path, &self.table)
+                    .map_err(failed(&self.pipeline))?;
+                return Ok(Some(Fetched {
+                    rows: self.rows(&batch, version_starts),
+                    batch,
+                    range: SourceRange::Delta {
+                        table: self.path.display().to_string(),
+                        first: self.next_version,
+                        last: self.read_to - 1,
+                    },
+                }));
+            }
+            if !caught_up {
                 continue;
             }
-            return Ok(Some(Fetched {
-                rows: self.rows(&batch, version_starts),
-                batch,
-                range: SourceRange::Delta {
-                    table: self.path.display().to_string(),
-                    first,
-                    last,
-                },
-            }));
+            // Nothing to deliver yet. Versions read so far that held no
+            // rows are covered by the next epoch's range; until then a
+            // restart simply reads them again.
+            match &mut self.bound {
+                Bound::Until(_) => return Ok(None),
+                Bound::None => tokio::time::sleep(self.poll_interval).await,
+                // Finished before the next look at the latest version, so
+                // that look sees their last commits.
+                Bound::AfterWriters(writers) if writers.all_finished() => {
+                    let latest = super::source::latest_version(&self.path, &mut self.table)
+                        .await
+                        .map_err(failed(&self.pipeline))?;
+                    self.bound = Bound::Until(latest);
+                }
+                Bound::AfterWriters(writers) => {
+                    writers.wait_for_change(self.poll_interval).await;
+                }
+            }
         }
     }
 
@@ -169,10 +193,16 @@ impl Source for DeltaEpochSource {
                 expected: KIND,
             });
         };
-        let (batch, version_starts, _) =
-            read_versions(&self.path, &self.table, *first, *last, None)
+        let mut pending = Pending::default();
+        for version in *first..=*last {
+            pending
+                .read(&self.path, &self.table, version)
                 .await
                 .map_err(failed(&self.pipeline))?;
+        }
+        let (batch, version_starts) = pending
+            .finish(&self.path, &self.table)
+            .map_err(failed(&self.pipeline))?;
         Ok(Fetched {
             rows: self.rows(&batch, version_starts),
             batch,
@@ -183,7 +213,11 @@ impl Source for DeltaEpochSource {
     async fn acknowledge(&mut self, range: &SourceRange) -> Result<(), RunError> {
         if let SourceRange::Delta { last, .. } = range {
             self.next_version = last + 1;
-            self.unscanned = self.unscanned.max(self.next_version);
+            if self.read_to < self.next_version {
+                // A replayed epoch: nothing read ahead of it is kept.
+                self.read_to = self.next_version;
+                self.pending = Pending::default();
+            }
         }
         Ok(())
     }
@@ -227,39 +261,53 @@ impl SourceRows for DeltaRows {
     }
 }
 
-/// Reads versions `first..=limit` one at a time (stopping early once the
-/// policy's row or byte limit is reached, when given). Returns the rows as
-/// one batch, where each version's rows start, and the last version read.
-async fn read_versions(
-    path: &Path,
-    table: &DeltaTable,
-    first: u64,
-    limit: u64,
-    policy: Option<&BatchPolicy>,
-) -> Result<(RecordBatch, Vec<(usize, u64)>, u64), DeltaError> {
-    let mut batches = Vec::new();
-    let mut starts = Vec::new();
-    let mut rows = 0usize;
-    let mut bytes = 0usize;
-    let mut last = first;
-    for version in first..=limit {
+/// Rows of consecutive versions read for one epoch.
+#[derive(Default)]
+struct Pending {
+    batches: Vec<RecordBatch>,
+    /// (first row index, version) for each version read, ascending.
+    starts: Vec<(usize, u64)>,
+    rows: usize,
+    bytes: usize,
+}
+
+impl Pending {
+    /// Appends the rows `version` added.
+    async fn read(
+        &mut self,
+        path: &Path,
+        table: &DeltaTable,
+        version: u64,
+    ) -> Result<(), DeltaError> {
         let read = super::source::read_added_rows(path, table.clone(), version).await?;
-        starts.push((rows, version));
+        self.starts.push((self.rows, version));
         for batch in read {
-            rows += batch.num_rows();
-            bytes += batch.get_array_memory_size();
-            batches.push(batch);
+            self.rows += batch.num_rows();
+            self.bytes += batch.get_array_memory_size();
+            self.batches.push(batch);
         }
-        last = version;
-        if policy.is_some_and(|p| rows >= p.max_records || bytes >= p.max_bytes) {
-            break;
-        }
+        Ok(())
     }
-    let schema = table::arrow_schema(path, table)?;
-    let batch =
-        arrow::compute::concat_batches(&schema, &batches).map_err(|e| DeltaError::Schema {
-            table: path.to_path_buf(),
-            reason: e.to_string(),
+
+    /// Whether the rows read reach the policy's record or byte limit.
+    fn full(&self, policy: &BatchPolicy) -> bool {
+        self.rows >= policy.max_records || self.bytes >= policy.max_bytes
+    }
+
+    /// The rows as one batch in the table's schema, and where each version's
+    /// rows start.
+    fn finish(
+        self,
+        path: &Path,
+        table: &DeltaTable,
+    ) -> Result<(RecordBatch, Vec<(usize, u64)>), DeltaError> {
+        let schema = table::arrow_schema(path, table)?;
+        let batch = arrow::compute::concat_batches(&schema, &self.batches).map_err(|e| {
+            DeltaError::Schema {
+                table: path.to_path_buf(),
+                reason: e.to_string(),
+            }
         })?;
-    Ok((batch, starts, last))
+        Ok((batch, self.starts))
+    }
 }

@@ -1,7 +1,7 @@
-//! The Delta source: the rows that a range of table versions added, read
-//! through the table's Change Data Feed (inserts and update post-images), in
-//! a deterministic order (one partition, version order) so a replayed epoch
-//! sees exactly the rows it saw the first time.
+//! The Delta source: the rows that a table version added, read through the
+//! table's Change Data Feed (inserts and update post-images), one version at
+//! a time so epochs keep version order (see [`read_added_rows`] for the order
+//! within a version).
 
 use super::{DeltaError, table};
 use arrow::array::RecordBatch;
@@ -15,8 +15,12 @@ use std::sync::Arc;
 const CHANGE_COLUMNS: [&str; 3] = ["_change_type", "_commit_version", "_commit_timestamp"];
 
 /// The rows version `version` of the table added (inserted, or updated
-/// post-images), in the order of the version's files in its commit, so a
-/// second read returns the same rows in the same order.
+/// post-images). For an unpartitioned table they come in the order of the
+/// version's files in its commit, so a second read returns the same rows in
+/// the same order; for a partitioned table delta-rs groups the files by
+/// partition value in a hash map, so the order of the groups can differ
+/// between processes (a replay then holds the same rows, maybe in another
+/// order). The CDF source of issue 11 reads versions itself and closes this.
 pub async fn read_added_rows(
     path: &Path,
     table: DeltaTable,

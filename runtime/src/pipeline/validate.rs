@@ -120,28 +120,31 @@ fn same_table(a: &Path, b: &Path) -> bool {
 /// For each pipeline, the pipelines writing its Delta source table and its
 /// stages' lookup tables (positions in `pipelines`).
 fn upstream_of(pipelines: &[Pipeline]) -> Vec<Upstream> {
-    let writers_of = |table: &Path| -> Vec<usize> {
+    // The pipelines other than `reader` writing `table`: as a sink, or as
+    // their dead-letter table (a pipeline's own dead letters are not its
+    // upstream: it cannot wait for itself).
+    let writers_of = |reader: usize, table: &Path| -> Vec<usize> {
         (0..pipelines.len())
             .filter(|&w| {
-                pipelines[w]
-                    .sinks
-                    .iter()
-                    .any(|s| same_table(&s.table, table))
+                let pipeline = &pipelines[w];
+                pipeline.sinks.iter().any(|s| same_table(&s.table, table))
+                    || (w != reader && same_table(&pipeline.dead_letters, table))
             })
             .collect()
     };
     pipelines
         .iter()
-        .map(|p| Upstream {
+        .enumerate()
+        .map(|(reader, p)| Upstream {
             source: match &p.source {
-                Source::Delta { table, .. } => writers_of(table),
+                Source::Delta { table, .. } => writers_of(reader, table),
                 _ => Vec::new(),
             },
             lookups: {
                 let mut writers: Vec<usize> = p
                     .stages
                     .iter()
-                    .flat_map(|s| s.lookups.iter().flat_map(|(_, t)| writers_of(t)))
+                    .flat_map(|s| s.lookups.iter().flat_map(|(_, t)| writers_of(reader, t)))
                     .collect();
                 writers.sort_unstable();
                 writers.dedup();

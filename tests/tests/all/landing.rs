@@ -291,20 +291,34 @@ async fn regression_issue_10_state_rebuild_skips_epochs_whose_files_are_gone() {
     assert_eq!(bronze_ids(data.path()).await, wanted);
 }
 
+/// 6,000 one-line order events (generator seed `seed`) landed as files of
+/// `per_file` events, and the variables that point the orders example at them.
+async fn landed_orders(
+    seed: u64,
+    per_file: usize,
+) -> (
+    weir_tests::orders::OrdersFixture,
+    Vec<OrderEvent>,
+    std::collections::HashMap<String, String>,
+) {
+    let fixture = weir_tests::orders::OrdersFixture::start(1).await;
+    let landing = fixture.data.path().join("landing");
+    std::fs::create_dir_all(&landing).unwrap();
+    let events = one_line_events(6_000, seed);
+    for (index, chunk) in events.chunks(per_file).enumerate() {
+        land(&landing, &format!("orders-{index:04}.jsonl"), chunk);
+    }
+    let mut variables = fixture.variables();
+    variables.insert("WEIR_LANDING".into(), landing.display().to_string());
+    (fixture, events, variables)
+}
+
 /// `examples/orders/landing.toml` (the file `weir bench orders --source
 /// files` runs against Spark): the orders scenario from landed JSON-lines
 /// files gives exactly the tables the reference computes, as from Kafka.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_landing_example_runs_the_orders_scenario_from_files() {
-    let fixture = weir_tests::orders::OrdersFixture::start(1).await;
-    let landing = fixture.data.path().join("landing");
-    std::fs::create_dir_all(&landing).unwrap();
-    let events = one_line_events(6_000, 5);
-    for (index, chunk) in events.chunks(1_500).enumerate() {
-        land(&landing, &format!("orders-{index:04}.jsonl"), chunk);
-    }
-    let mut variables = fixture.variables();
-    variables.insert("WEIR_LANDING".into(), landing.display().to_string());
+    let (fixture, events, variables) = landed_orders(5, 1_500).await;
     let file = weir_tests::workspace_dir().join("examples/orders/landing.toml");
     let loaded =
         weir_runtime::pipeline::read_with(&file, &variables).unwrap_or_else(|e| panic!("{e}"));
@@ -321,15 +335,7 @@ async fn the_landing_example_runs_the_orders_scenario_from_files() {
 /// still hold exactly what a one-after-another run writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_runs_the_layers_side_by_side_and_each_reads_all_its_upstream_wrote() {
-    let fixture = weir_tests::orders::OrdersFixture::start(1).await;
-    let landing = fixture.data.path().join("landing");
-    std::fs::create_dir_all(&landing).unwrap();
-    let events = one_line_events(6_000, 11);
-    for (index, chunk) in events.chunks(400).enumerate() {
-        land(&landing, &format!("orders-{index:04}.jsonl"), chunk);
-    }
-    let mut variables = fixture.variables();
-    variables.insert("WEIR_LANDING".into(), landing.display().to_string());
+    let (fixture, events, variables) = landed_orders(11, 400).await;
     // The example with small epochs; its stage configs named by full path,
     // as the copy lives elsewhere.
     let examples = weir_tests::workspace_dir().join("examples/orders");
@@ -354,4 +360,86 @@ async fn once_runs_the_layers_side_by_side_and_each_reads_all_its_upstream_wrote
     );
     assert_eq!(reports[0].records_in, events.len() as u64);
     weir_tests::orders::assert_tables(&fixture, &expected(&events)).await;
+}
+
+/// Regression (issue 10, side-by-side `--once`): silver once ended an epoch
+/// whenever it caught up with bronze, so its epoch boundaries — and with
+/// them dedupe's watermark — depended on timing. Bronze lands one file per
+/// epoch: the first at 12:00, five more at 10:00, 1h retention. Run one
+/// after another, silver reads all six versions in one epoch and drops
+/// nothing; side by side it must do the same, never calling the 10:00
+/// events late because it happened to see the 12:00 file alone first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_issue_10_once_epochs_do_not_depend_on_how_far_the_upstream_got() {
+    let fixture = weir_tests::orders::OrdersFixture::start(1).await;
+    let landing = fixture.data.path().join("landing");
+    std::fs::create_dir_all(&landing).unwrap();
+    for file in 0..6 {
+        let hour = if file == 0 { 12 } else { 10 };
+        let lines: Vec<String> = (0..200)
+            .map(|i| {
+                let id = file * 200 + i;
+                format!(
+                    r#"{{"event_id":"e-{id}","order_id":"o-{id}","status":"PAID","event_time":"2024-05-01T{hour}:{:02}:{:02}Z","customer":{{"id":"c-{}"}},"product":{{"id":"p-1","name":"Lamp","category":"Home"}},"quantity":1,"unit_price":0.1}}"#,
+                    i / 60,
+                    i % 60,
+                    id % 7
+                )
+            })
+            .collect();
+        let temporary = landing.join(format!("orders-{file}.tmp"));
+        std::fs::write(&temporary, lines.join("\n")).unwrap();
+        std::fs::rename(&temporary, landing.join(format!("orders-{file}.jsonl"))).unwrap();
+    }
+    let mut variables = fixture.variables();
+    variables.insert("WEIR_LANDING".into(), landing.display().to_string());
+    let examples = weir_tests::workspace_dir().join("examples/orders");
+    let text = std::fs::read_to_string(examples.join("landing.toml"))
+        .unwrap()
+        .replacen("max_records = 65536", "max_records = 200", 1)
+        .replace("retention = \"24h\"", "retention = \"1h\"")
+        .replace(
+            "config_file = \"",
+            &format!("config_file = \"{}/", examples.display()),
+        );
+    let file = fixture.data.path().join("late.toml");
+    std::fs::write(&file, text).unwrap();
+    let loaded =
+        weir_runtime::pipeline::read_with(&file, &variables).unwrap_or_else(|e| panic!("{e}"));
+    let reports = weir_tests::run_once(loaded)
+        .await
+        .expect("the run succeeds");
+    assert_eq!(reports[0].epochs, 6, "bronze: one epoch per file");
+    assert_eq!(
+        reports[1].epochs, 1,
+        "silver: all six versions in one epoch"
+    );
+    assert_eq!(reports[1].dead_letters, 0, "nothing late");
+    let silver = query(&fixture.table("silver"), "SELECT count(*) FROM t")
+        .await
+        .unwrap();
+    assert_eq!(
+        silver[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0),
+        1200
+    );
+    // Gold sums 1,200 times 0.1 in one epoch, as one after another.
+    let revenue = query(
+        &fixture.table("gold_revenue_by_category"),
+        "SELECT revenue FROM t",
+    )
+    .await
+    .unwrap();
+    let revenue = revenue[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .unwrap()
+        .value(0);
+    let one_pass: f64 = (0..1200).map(|_| 0.1).sum();
+    assert_eq!(revenue.to_bits(), one_pass.to_bits());
 }
