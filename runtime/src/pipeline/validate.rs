@@ -120,31 +120,30 @@ fn same_table(a: &Path, b: &Path) -> bool {
 /// For each pipeline, the pipelines writing its Delta source table and its
 /// stages' lookup tables (positions in `pipelines`).
 fn upstream_of(pipelines: &[Pipeline]) -> Vec<Upstream> {
-    // The pipelines other than `reader` writing `table`: as a sink, or as
-    // their dead-letter table (a pipeline's own dead letters are not its
-    // upstream: it cannot wait for itself).
-    let writers_of = |reader: usize, table: &Path| -> Vec<usize> {
+    // Sinks only: every pipeline writes the file's dead-letter table, so
+    // counting it would make two pipelines reading it depend on each other.
+    let writers_of = |table: &Path| -> Vec<usize> {
         (0..pipelines.len())
             .filter(|&w| {
-                let pipeline = &pipelines[w];
-                pipeline.sinks.iter().any(|s| same_table(&s.table, table))
-                    || (w != reader && same_table(&pipeline.dead_letters, table))
+                pipelines[w]
+                    .sinks
+                    .iter()
+                    .any(|s| same_table(&s.table, table))
             })
             .collect()
     };
     pipelines
         .iter()
-        .enumerate()
-        .map(|(reader, p)| Upstream {
+        .map(|p| Upstream {
             source: match &p.source {
-                Source::Delta { table, .. } => writers_of(reader, table),
+                Source::Delta { table, .. } => writers_of(table),
                 _ => Vec::new(),
             },
             lookups: {
                 let mut writers: Vec<usize> = p
                     .stages
                     .iter()
-                    .flat_map(|s| s.lookups.iter().flat_map(|(_, t)| writers_of(reader, t)))
+                    .flat_map(|s| s.lookups.iter().flat_map(|(_, t)| writers_of(t)))
                     .collect();
                 writers.sort_unstable();
                 writers.dedup();
@@ -616,4 +615,37 @@ pub fn describe_schema(schema: &Schema) -> String {
         .map(|f| format!("{}: {}", f.name(), f.data_type()))
         .collect();
     format!("({})", columns.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 10): counting the file's dead-letter table as
+    /// written by every pipeline made two pipelines reading it depend on
+    /// each other, and the file was refused as a cycle.
+    #[test]
+    fn regression_issue_10_dead_letter_readers_do_not_depend_on_each_other() {
+        let mut text = String::from(
+            "checkpoint_dir = \"/w/checkpoints\"\ndead_letters = \"/w/dead_letters\"\n\
+             [[pipeline]]\nname = \"bronze\"\n[pipeline.source.files]\ndir = \"/w/landing\"\nformat = \"jsonl\"\n\
+             [[pipeline.stage]]\nname = \"s\"\nplugin = \"/w/p.wasm\"\n\
+             [[pipeline.sink]]\nname = \"bronze\"\ntable = \"/w/bronze\"\nmode = \"append\"\n",
+        );
+        for reader in ["triage", "triage2"] {
+            text.push_str(&format!(
+                "[[pipeline]]\nname = \"{reader}\"\n[pipeline.source.delta]\ntable = \"/w/dead_letters\"\n\
+                 [[pipeline.stage]]\nname = \"s\"\nplugin = \"/w/p.wasm\"\n\
+                 [[pipeline.sink]]\nname = \"{reader}\"\ntable = \"/w/{reader}\"\nmode = \"append\"\n"
+            ));
+        }
+        let file = super::super::load::parse(Path::new("/w/p.toml"), &text, &|_| None)
+            .unwrap_or_else(|problems| panic!("{problems:?}"));
+        let upstream = upstream_of(&file.pipelines);
+        assert!(upstream.iter().all(|u| u.source.is_empty()));
+        assert_eq!(
+            dependency_order(&file.pipelines, &upstream).unwrap().len(),
+            3
+        );
+    }
 }
