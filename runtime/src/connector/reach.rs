@@ -33,19 +33,11 @@ impl Reach {
     }
 }
 
-/// What a writing pipeline has done so far in this run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Still planning epochs; the number committed so far in this run.
-    Running(u64),
-    /// Done: every epoch it will write in this run is committed.
-    Finished,
-}
-
-/// The writing side: one per pipeline of a `--once` run. Dropping it without
-/// [`Progress::finished`] (the pipeline failed) leaves its readers waiting
-/// for the run to stop.
-pub struct Progress(watch::Sender<State>);
+/// The writing side: one per pipeline of a `--once` run, holding whether it
+/// has finished (every epoch it will write in this run is committed); each
+/// commit before that wakes its readers. Dropping it unfinished (the
+/// pipeline failed) leaves its readers waiting for the run to stop.
+pub struct Progress(watch::Sender<bool>);
 
 impl Default for Progress {
     fn default() -> Self {
@@ -56,33 +48,30 @@ impl Default for Progress {
 impl Progress {
     /// A pipeline that has not committed anything yet.
     pub fn new() -> Self {
-        Progress(watch::Sender::new(State::Running(0)))
+        Progress(watch::Sender::new(false))
     }
 
     /// A reader's view of this writer.
-    fn watch(&self) -> watch::Receiver<State> {
+    fn watch(&self) -> watch::Receiver<bool> {
         self.0.subscribe()
     }
 
     /// Another epoch is committed to every sink: readers may look again.
     pub fn committed(&self) {
-        self.0.send_modify(|state| {
-            if let State::Running(epochs) = state {
-                *epochs += 1;
-            }
-        });
+        // Unchanged value, but every receiver is marked changed.
+        self.0.send_modify(|_| ());
     }
 
     /// The pipeline has committed its last epoch of this run.
     pub fn finished(&self) {
-        self.0.send_replace(State::Finished);
+        self.0.send_replace(true);
     }
 }
 
 /// The reading side: the writers of one table, as seen by a pipeline reading
 /// it. Empty when no pipeline of this run writes the table.
 #[derive(Clone, Default)]
-pub struct Writers(Vec<watch::Receiver<State>>);
+pub struct Writers(Vec<watch::Receiver<bool>>);
 
 impl Writers {
     /// Watches `writers`.
@@ -93,7 +82,7 @@ impl Writers {
     /// True when every writer has finished (at once for none). A writer that
     /// failed never finishes.
     pub fn all_finished(&self) -> bool {
-        self.0.iter().all(|w| *w.borrow() == State::Finished)
+        self.0.iter().all(|w| *w.borrow())
     }
 
     /// Waits until a writer commits or finishes, at most `timeout` (so a
@@ -119,7 +108,7 @@ impl Writers {
     /// finishing (it failed: the run is stopping).
     pub async fn until_all_finished(&mut self) -> bool {
         for writer in &mut self.0 {
-            if writer.wait_for(|s| *s == State::Finished).await.is_err() {
+            if writer.wait_for(|&finished| finished).await.is_err() {
                 return false;
             }
         }

@@ -200,12 +200,18 @@ impl DedupeState {
         // Encoded a slice of keys at a time, so only the encoded stream is
         // ever whole in memory (the state can hold millions of keys).
         let mut writer = StreamWriter::try_new(Vec::new(), &schema).map_err(failed)?;
-        let entries: Vec<(&Box<[u8]>, &i64)> = self.seen.iter().collect();
-        for chunk in entries.chunks(SNAPSHOT_CHUNK) {
-            let keys = BinaryArray::from_iter_values(chunk.iter().map(|(k, _)| k));
-            let times = Int64Array::from_iter_values(chunk.iter().map(|(_, t)| **t));
-            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(keys), Arc::new(times)])
-                .map_err(failed)?;
+        let mut entries = self.seen.iter();
+        for _ in (0..self.seen.len()).step_by(SNAPSHOT_CHUNK) {
+            let (keys, times): (Vec<&[u8]>, Vec<i64>) = entries
+                .by_ref()
+                .take(SNAPSHOT_CHUNK)
+                .map(|(key, &time)| (key.as_ref(), time))
+                .unzip();
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(BinaryArray::from_vec(keys)),
+                Arc::new(Int64Array::from(times)),
+            ];
+            let batch = RecordBatch::try_new(schema.clone(), columns).map_err(failed)?;
             writer.write(&batch).map_err(failed)?;
         }
         writer.into_inner().map_err(failed)

@@ -29,6 +29,11 @@ fn land(dir: &Path, name: &str, events: &[OrderEvent]) {
         bytes.extend_from_slice(&event.value);
         bytes.push(b'\n');
     }
+    land_bytes(dir, name, bytes);
+}
+
+/// Writes file `name` holding `bytes` under a temporary name, then renames it.
+fn land_bytes(dir: &Path, name: &str, bytes: Vec<u8>) {
     let temporary = dir.join(format!("{name}.tmp"));
     std::fs::write(&temporary, bytes).unwrap();
     std::fs::rename(temporary, dir.join(name)).unwrap();
@@ -301,16 +306,51 @@ async fn landed_orders(
     Vec<OrderEvent>,
     std::collections::HashMap<String, String>,
 ) {
-    let fixture = weir_tests::orders::OrdersFixture::start(1).await;
-    let landing = fixture.data.path().join("landing");
-    std::fs::create_dir_all(&landing).unwrap();
+    let (fixture, landing, variables) = landing_fixture().await;
     let events = one_line_events(6_000, seed);
     for (index, chunk) in events.chunks(per_file).enumerate() {
         land(&landing, &format!("orders-{index:04}.jsonl"), chunk);
     }
+    (fixture, events, variables)
+}
+
+/// An orders fixture with an empty landing directory, and the variables
+/// that point the orders example at it.
+async fn landing_fixture() -> (
+    weir_tests::orders::OrdersFixture,
+    PathBuf,
+    std::collections::HashMap<String, String>,
+) {
+    let fixture = weir_tests::orders::OrdersFixture::start(1).await;
+    let landing = fixture.data.path().join("landing");
+    std::fs::create_dir_all(&landing).unwrap();
     let mut variables = fixture.variables();
     variables.insert("WEIR_LANDING".into(), landing.display().to_string());
-    (fixture, events, variables)
+    (fixture, landing, variables)
+}
+
+/// Runs `examples/orders/landing.toml` once as changed by `edit`, from a
+/// copy in the fixture (its stage configs named by full path, as the copy
+/// lives elsewhere).
+async fn run_edited_landing_example(
+    fixture: &weir_tests::orders::OrdersFixture,
+    variables: &std::collections::HashMap<String, String>,
+    edit: impl FnOnce(String) -> String,
+) -> Vec<weir_runtime::run::PipelineReport> {
+    let examples = weir_tests::workspace_dir().join("examples/orders");
+    let text = std::fs::read_to_string(examples.join("landing.toml"))
+        .unwrap()
+        .replace(
+            "config_file = \"",
+            &format!("config_file = \"{}/", examples.display()),
+        );
+    let file = fixture.data.path().join("landing-edited.toml");
+    std::fs::write(&file, edit(text)).unwrap();
+    let loaded =
+        weir_runtime::pipeline::read_with(&file, variables).unwrap_or_else(|e| panic!("{e}"));
+    weir_tests::run_once(loaded)
+        .await
+        .expect("the run succeeds")
 }
 
 /// `examples/orders/landing.toml` (the file `weir bench orders --source
@@ -336,23 +376,10 @@ async fn the_landing_example_runs_the_orders_scenario_from_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_runs_the_layers_side_by_side_and_each_reads_all_its_upstream_wrote() {
     let (fixture, events, variables) = landed_orders(11, 400).await;
-    // The example with small epochs; its stage configs named by full path,
-    // as the copy lives elsewhere.
-    let examples = weir_tests::workspace_dir().join("examples/orders");
-    let text = std::fs::read_to_string(examples.join("landing.toml"))
-        .unwrap()
-        .replace("max_records = 65536", "max_records = 300")
-        .replace(
-            "config_file = \"",
-            &format!("config_file = \"{}/", examples.display()),
-        );
-    let file = fixture.data.path().join("landing-small-epochs.toml");
-    std::fs::write(&file, text).unwrap();
-    let loaded =
-        weir_runtime::pipeline::read_with(&file, &variables).unwrap_or_else(|e| panic!("{e}"));
-    let reports = weir_tests::run_once(loaded)
-        .await
-        .expect("the run succeeds");
+    let reports = run_edited_landing_example(&fixture, &variables, |text| {
+        text.replace("max_records = 65536", "max_records = 300")
+    })
+    .await;
     let epochs: Vec<u64> = reports.iter().map(|r| r.epochs).collect();
     assert!(
         epochs.iter().all(|&e| e >= 5),
@@ -371,9 +398,7 @@ async fn once_runs_the_layers_side_by_side_and_each_reads_all_its_upstream_wrote
 /// events late because it happened to see the 12:00 file alone first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_issue_10_once_epochs_do_not_depend_on_how_far_the_upstream_got() {
-    let fixture = weir_tests::orders::OrdersFixture::start(1).await;
-    let landing = fixture.data.path().join("landing");
-    std::fs::create_dir_all(&landing).unwrap();
+    let (fixture, landing, variables) = landing_fixture().await;
     for file in 0..6 {
         let hour = if file == 0 { 12 } else { 10 };
         let lines: Vec<String> = (0..200)
@@ -387,28 +412,17 @@ async fn regression_issue_10_once_epochs_do_not_depend_on_how_far_the_upstream_g
                 )
             })
             .collect();
-        let temporary = landing.join(format!("orders-{file}.tmp"));
-        std::fs::write(&temporary, lines.join("\n")).unwrap();
-        std::fs::rename(&temporary, landing.join(format!("orders-{file}.jsonl"))).unwrap();
-    }
-    let mut variables = fixture.variables();
-    variables.insert("WEIR_LANDING".into(), landing.display().to_string());
-    let examples = weir_tests::workspace_dir().join("examples/orders");
-    let text = std::fs::read_to_string(examples.join("landing.toml"))
-        .unwrap()
-        .replacen("max_records = 65536", "max_records = 200", 1)
-        .replace("retention = \"24h\"", "retention = \"1h\"")
-        .replace(
-            "config_file = \"",
-            &format!("config_file = \"{}/", examples.display()),
+        land_bytes(
+            &landing,
+            &format!("orders-{file}.jsonl"),
+            lines.join("\n").into_bytes(),
         );
-    let file = fixture.data.path().join("late.toml");
-    std::fs::write(&file, text).unwrap();
-    let loaded =
-        weir_runtime::pipeline::read_with(&file, &variables).unwrap_or_else(|e| panic!("{e}"));
-    let reports = weir_tests::run_once(loaded)
-        .await
-        .expect("the run succeeds");
+    }
+    let reports = run_edited_landing_example(&fixture, &variables, |text| {
+        text.replacen("max_records = 65536", "max_records = 200", 1)
+            .replace("retention = \"24h\"", "retention = \"1h\"")
+    })
+    .await;
     assert_eq!(reports[0].epochs, 6, "bronze: one epoch per file");
     assert_eq!(
         reports[1].epochs, 1,
