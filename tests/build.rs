@@ -8,12 +8,14 @@ mod plugin_build;
 
 use std::path::{Path, PathBuf};
 
-const PLUGINS: [&str; 7] = [
+const PLUGINS: [&str; 9] = [
     "parse-json",
     "parse-csv",
     "filter-paid",
     "aggregate",
     "join",
+    "route",
+    "cdc-upsert",
     "misbehave",
     "drift",
 ];

@@ -85,6 +85,7 @@ mod rejected;
 pub mod schema;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod text;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
@@ -135,12 +136,13 @@ pub mod prelude {
         ErrorKind, Input, Inputs, Manifest, Outputs, Plugin, PluginError, Port, Ports,
         REJECTED_PORT, Rejects, rejected_port, rejected_schema,
     };
+    pub use arrow_array::ArrowPrimitiveType;
     pub use arrow_array::builder::*;
     pub use arrow_array::types::*;
     pub use arrow_array::{
         Array, ArrayRef, BinaryArray, BooleanArray, Float64Array, Int32Array, Int64Array,
         LargeStringArray, ListArray, RecordBatch, StringArray, StructArray,
-        TimestampMicrosecondArray, UInt64Array,
+        TimestampMicrosecondArray, UInt32Array, UInt64Array,
     };
     pub use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
     pub use serde_json::json;

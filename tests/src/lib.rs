@@ -17,6 +17,8 @@ pub fn wasm_path(plugin: &str) -> PathBuf {
         "filter-paid" => env!("WEIR_WASM_FILTER_PAID"),
         "aggregate" => env!("WEIR_WASM_AGGREGATE"),
         "join" => env!("WEIR_WASM_JOIN"),
+        "route" => env!("WEIR_WASM_ROUTE"),
+        "cdc-upsert" => env!("WEIR_WASM_CDC_UPSERT"),
         "misbehave" => env!("WEIR_WASM_MISBEHAVE"),
         "drift" => env!("WEIR_WASM_DRIFT"),
         other => panic!("no test component called {other}"),

@@ -241,7 +241,7 @@ impl<'a> Scan<'a> {
             return None;
         }
         self.eat(b'{')?;
-        let mut next = 0;
+        let mut previous: Option<usize> = None;
         let mut seen = SeenFields::default();
         if self.peek()? == b'}' {
             self.at += 1;
@@ -249,7 +249,7 @@ impl<'a> Scan<'a> {
             loop {
                 let key = self.string()?;
                 self.eat(b':')?;
-                match find(fields, key, next) {
+                match find(fields, key, previous) {
                     Some(i) => {
                         if !seen.insert(i, columns, base) {
                             return None; // a repeated key
@@ -258,7 +258,7 @@ impl<'a> Scan<'a> {
                         if !present && fields[i].required {
                             return None;
                         }
-                        next = i + 1;
+                        previous = Some(i);
                     }
                     None if self.strict => return None,
                     None => self.skip_value(depth + 1)?,
@@ -450,15 +450,33 @@ fn null_for_absent(fields: &[FieldSpec], columns: &mut [Column], i: usize) -> Op
     (!fields[i].required).then(|| columns[i].push_null())
 }
 
-/// The declared field called `key`, trying `next` (the field after the
-/// previous key) first, since keys usually come in declaration order.
+/// The declared field called `key`, the key after the one of field
+/// `previous` (`None`: the object's first key). Tries the field that came
+/// there last time first (see [`weir_sdk::fields::KeyOrder`]), then the next
+/// declared one, then searches; remembers the answer for the next object.
 #[inline]
-fn find(fields: &[FieldSpec], key: &str, next: usize) -> Option<usize> {
+fn find(fields: &[FieldSpec], key: &str, previous: Option<usize>) -> Option<usize> {
     let word = key_word(key.as_bytes());
-    match fields.get(next) {
-        Some(field) if field.is_named(key, word) => Some(next),
-        _ => find_anywhere(fields, key, word),
+    let first = fields.first()?;
+    let guess = match previous {
+        Some(p) => fields[p].order.follower(),
+        None => first.order.opener(),
+    };
+    let found = match fields.get(guess) {
+        Some(field) if field.is_named(key, word) => return Some(guess),
+        _ => {
+            let declared = previous.map_or(0, |p| p + 1);
+            match fields.get(declared) {
+                Some(field) if field.is_named(key, word) => Some(declared),
+                _ => find_anywhere(fields, key, word),
+            }
+        }
+    }?;
+    match previous {
+        Some(p) => fields[p].order.set_follower(found),
+        None => first.order.set_opener(found),
     }
+    Some(found)
 }
 
 /// The declared field called `key` (whose [`key_word`] is `word`); names

@@ -662,3 +662,47 @@ fn regression_issue_10_float64_is_the_nearest_double_to_the_literal() {
         }
     }
 }
+
+/// The fast path learns the order keys come in (sorted keys, as many
+/// generators write them, are not the declared order); a record in another
+/// order, with a key missing or an unknown key, is still read right, and
+/// the guesses it leaves behind mislead no later record.
+#[test]
+fn keys_in_a_learned_order_then_another_order_parse_the_same() {
+    let fields = differential_fields();
+    let orders = [
+        // Sorted keys, twice: the second record runs on learned guesses.
+        r#"{"amount":9.5,"customer":{"id":7,"name":"Ann"},"event_id":"e1","qty":2,"tags":["a"]}"#,
+        r#"{"amount":1.5,"customer":{"id":8,"name":"Bo"},"event_id":"e2","qty":3,"tags":[]}"#,
+        // Declared order, then reversed, then with a gap and an unknown key.
+        r#"{"event_id":"e3","qty":4,"amount":2.5,"customer":{"id":9,"name":"Cy"},"tags":["b"]}"#,
+        r#"{"tags":["c"],"customer":{"name":"Di","id":10},"amount":3.5,"qty":5,"event_id":"e4"}"#,
+        r#"{"amount":4.5,"zzz":1,"event_id":"e5","customer":{"id":11}}"#,
+        r#"{"amount":9.5,"customer":{"id":7,"name":"Ann"},"event_id":"e1","qty":2,"tags":["a"]}"#,
+    ];
+    for text in orders {
+        let (fast, full) = fast_agrees(&fields, text, false);
+        assert!(fast && full, "{text}");
+    }
+    // Strict mode still refuses the unknown key whatever was learned.
+    assert_eq!(fast_agrees(&fields, orders[4], true), (false, false));
+    // And the whole batch through the plugin: every record, in order.
+    let rows: Vec<&[u8]> = orders.iter().map(|t| t.as_bytes()).collect();
+    let (out, rejected) = run(orders_config(), &rows);
+    assert_eq!(rejected.num_rows(), 0, "{:?}", reasons(&rejected));
+    let ids: Vec<_> = out.column(0).as_string::<i32>().iter().flatten().collect();
+    assert_eq!(ids, ["e1", "e2", "e3", "e4", "e5", "e1"]);
+    let customer = out.column(6).as_struct();
+    let names: Vec<_> = customer.column(1).as_string::<i32>().iter().collect();
+    assert_eq!(
+        names,
+        [
+            Some("Ann"),
+            Some("Bo"),
+            Some("Cy"),
+            Some("Di"),
+            None,
+            Some("Ann")
+        ]
+    );
+}

@@ -465,9 +465,19 @@ fn summarize(
             add(table.clone(), first, last + 1, records, 0, 0);
         }
         SourceRange::Files { dir, files, .. } => {
-            // Each file is a one-unit stream: read by exactly one epoch.
+            // Each file is a stream of records, read whole by one epoch or
+            // in consecutive parts by several.
             for file in files {
-                add(format!("{dir}/{}", file.name), 0, 1, file.records, 0, 0);
+                let start = i64::try_from(file.skip).unwrap_or(i64::MAX);
+                let end = start.saturating_add(i64::try_from(file.records).unwrap_or(i64::MAX));
+                add(
+                    format!("{dir}/{}", file.name),
+                    start,
+                    end,
+                    file.records,
+                    0,
+                    0,
+                );
             }
         }
     }

@@ -79,6 +79,7 @@ pub async fn open_sinks(prepared: &PreparedPipeline) -> Result<Vec<Box<dyn Sink>
             app_id: pipeline.app_id(&sink.name),
             mode: sink.mode,
             merge: sink.merge.clone(),
+            upsert: sink.upsert.clone(),
         };
         let opened = DeltaSink::open(&pipeline.name, &sink.name, Some(sink.from.clone()), target)
             .await
@@ -90,6 +91,7 @@ pub async fn open_sinks(prepared: &PreparedPipeline) -> Result<Vec<Box<dyn Sink>
         app_id: pipeline.app_id("dead_letters"),
         mode: SinkMode::Append,
         merge: None,
+        upsert: None,
     };
     let opened = DeltaSink::open(&pipeline.name, "dead_letters", None, dead)
         .await

@@ -1,5 +1,6 @@
 //! Delta Lake I/O for pipelines: opening and creating tables from a port's
-//! schema, checking a stream's schema fits a table, append and merge sinks
+//! schema, checking a stream's schema fits a table, append, merge and
+//! upsert (SCD type 1) sinks
 //! that commit an epoch together with its application transaction and source
 //! positions, reading the rows new table versions added (the Delta source),
 //! and the dead-letter table.
@@ -14,6 +15,7 @@ pub mod query;
 pub mod sink;
 pub mod source;
 pub mod table;
+pub mod upsert;
 
 use std::path::PathBuf;
 

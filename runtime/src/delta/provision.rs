@@ -1,6 +1,7 @@
 //! Creates every sink and dead-letter table a file needs before any pipeline
 //! starts (sequentially, so pipelines sharing a table never race to create
-//! it). New tables take the schema of the port that feeds them, the sink's
+//! it). New tables take the schema of the port that feeds them (an upsert
+//! sink's without its delete marker, plus its tombstone table), the sink's
 //! partition columns and properties, Change Data Feed on by default so a
 //! downstream Delta source can read them, and an explicit
 //! `delta.checkpointInterval` (Spark's default, 10) so every reader agrees on
@@ -41,9 +42,24 @@ pub async fn create_missing(file: &PreparedFile) -> Result<Vec<std::path::PathBu
                     .entry(key.to_string())
                     .or_insert_with(|| value.to_string());
             }
+            let stored = sink.table_schema(&schema);
+            if let Some(upsert) = &sink.upsert {
+                let tombstones =
+                    crate::delta::upsert::tombstone_schema(&stored, upsert).map_err(|reason| {
+                        fail(crate::delta::DeltaError::Schema {
+                            table: upsert.tombstones.clone(),
+                            reason,
+                        })
+                    })?;
+                let properties = [("delta.checkpointInterval", "10")]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                wanted.push((upsert.tombstones.clone(), tombstones, vec![], properties));
+            }
             wanted.push((
                 sink.table.clone(),
-                schema,
+                stored,
                 sink.partition_by.clone(),
                 properties,
             ));

@@ -6,8 +6,8 @@
 
 use super::{DeltaError, commit_info, merge_update, table};
 use crate::connector::Sink;
-use crate::pipeline::PortRef;
 use crate::pipeline::spec::{MergeSpec, SinkMode};
+use crate::pipeline::{PortRef, Upsert};
 use crate::run::RunError;
 use crate::run::epoch::EpochPlan;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -32,6 +32,8 @@ pub struct SinkTarget {
     pub mode: SinkMode,
     /// Merge rules, for merge sinks.
     pub merge: Option<MergeSpec>,
+    /// Upsert rules, for upsert sinks.
+    pub upsert: Option<Upsert>,
 }
 
 impl SinkTarget {
@@ -52,6 +54,9 @@ impl SinkTarget {
         let properties = CommitProperties::default()
             .with_application_transaction(Transaction::new(&self.app_id, epoch_version))
             .with_metadata([(commit_info::KEY.to_string(), record)]);
+        if let (SinkMode::Upsert, Some(upsert)) = (self.mode, &self.upsert) {
+            return super::upsert::write(self, upsert, table, batches, epoch, properties).await;
+        }
         let target_schema = table::arrow_schema(&self.path, &table)?;
         let mut batches = batches
             .iter()
@@ -67,13 +72,24 @@ impl SinkTarget {
             (SinkMode::Merge, Some(merge)) if !empty => {
                 self.merge(table, batches, merge, properties).await
             }
-            _ => table
-                .write(batches)
-                .with_save_mode(SaveMode::Append)
-                .with_commit_properties(properties)
-                .await
-                .map_err(|source| self.failed("append", source)),
+            _ => self.append(table, batches, properties).await,
         }
+    }
+
+    /// Appends `batches` (of the table's schema) in one commit.
+    pub(super) async fn append(
+        &self,
+        table: DeltaTable,
+        batches: Vec<RecordBatch>,
+        properties: CommitProperties,
+    ) -> Result<DeltaTable, DeltaError> {
+        table
+            .write(batches)
+            .with_save_mode(SaveMode::Append)
+            .with_writer_properties(table::writer_properties())
+            .with_commit_properties(properties)
+            .await
+            .map_err(|source| self.failed("append", source))
     }
 
     async fn merge(
@@ -143,6 +159,7 @@ impl SinkTarget {
             .merge(source, predicate)
             .with_source_alias("s")
             .with_target_alias("t")
+            .with_writer_properties(table::writer_properties())
             .with_commit_properties(properties)
             .when_matched_update(|mut update| {
                 if let Some(when) = when {
@@ -276,7 +293,7 @@ impl Sink for DeltaSink {
 }
 
 /// Quotes a column name for a SQL expression.
-fn quote(column: &str) -> String {
+pub(super) fn quote(column: &str) -> String {
     format!("\"{}\"", column.replace('"', "\"\""))
 }
 
@@ -357,7 +374,7 @@ fn cast_exact(column: &ArrayRef, to: &DataType) -> Result<ArrayRef, String> {
 }
 
 /// A merge source must hold each key once, or the merge result would depend on row order.
-fn check_unique_keys(
+pub(super) fn check_unique_keys(
     path: &Path,
     batches: &[RecordBatch],
     keys: &[String],
@@ -453,6 +470,7 @@ mod tests {
                 when: None,
                 update: BTreeMap::from([("total".into(), "t.total + s.total".into())]),
             }),
+            upsert: None,
         };
         let record = serde_json::json!({});
         let table = sink
@@ -508,6 +526,7 @@ mod tests {
             app_id: "weir:silver:silver".into(),
             mode: SinkMode::Append,
             merge: None,
+            upsert: None,
         };
         let mut sink = DeltaSink::open("silver", "silver", None, target.clone())
             .await
@@ -534,6 +553,109 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(reopened.last_epoch().await.unwrap(), Some(25));
+    }
+
+    /// Appends write Weir's Parquet settings: a column with few distinct
+    /// values stays dictionary-encoded; a near-unique one stops interning at
+    /// [`table::DICTIONARY_PAGE_LIMIT`] and continues in plain pages; values
+    /// read back unchanged.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn appended_files_keep_dictionaries_only_for_columns_that_repeat() {
+        use parquet::basic::{Encoding, PageType};
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bronze");
+        // 20,000 ids of 38 bytes: more than Weir's dictionary limit, less
+        // than Parquet's default 1 MiB one.
+        let rows = 20_000;
+        let ids: Vec<String> = (0..rows).map(|i| format!("event-{i:032}")).collect();
+        let categories: Vec<&str> = (0..rows).map(|i| ["a", "b", "c"][i % 3]).collect();
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("event_id", DataType::Utf8, false),
+                Field::new("category", DataType::Utf8, false),
+            ])),
+            vec![
+                Arc::new(StringArray::from(ids.clone())),
+                Arc::new(StringArray::from(categories)),
+            ],
+        )
+        .unwrap();
+        let schema = table::to_delta_schema(&batch.schema()).unwrap();
+        let created = table::create(&path, &schema, &[], &BTreeMap::new(), Vec::new())
+            .await
+            .unwrap();
+        let target = SinkTarget {
+            path: path.clone(),
+            app_id: "weir:bronze:bronze".into(),
+            mode: SinkMode::Append,
+            merge: None,
+            upsert: None,
+        };
+        target
+            .write_epoch(created, vec![batch], 1, serde_json::json!({}))
+            .await
+            .unwrap();
+        let file = std::fs::read_dir(&path)
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+            .unwrap()
+            .path();
+        let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+        let metadata = reader.metadata();
+        assert!(
+            metadata
+                .file_metadata()
+                .created_by()
+                .is_some_and(|c| c.starts_with("weir ")),
+            "{:?}",
+            metadata.file_metadata().created_by()
+        );
+        let group = metadata.row_group(0);
+        // The encodings of a column's data pages (the dictionary page itself
+        // is always plain).
+        let data_encodings = |name: &str| {
+            let column = (0..group.num_columns())
+                .find(|&c| group.column(c).column_path().string() == name)
+                .unwrap();
+            let pages = reader
+                .get_row_group(0)
+                .unwrap()
+                .get_column_page_reader(column)
+                .unwrap();
+            let mut encodings = pages
+                .map(|page| page.unwrap())
+                .filter(|page| page.page_type() != PageType::DICTIONARY_PAGE)
+                .map(|page| page.encoding())
+                .collect::<Vec<_>>();
+            encodings.dedup();
+            encodings
+        };
+        let dictionary =
+            |e: &Encoding| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY);
+        let categories = data_encodings("category");
+        assert!(categories.iter().all(dictionary), "{categories:?}");
+        let id_encodings = data_encodings("event_id");
+        assert!(
+            id_encodings.iter().any(dictionary) && id_encodings.contains(&Encoding::PLAIN),
+            "near-unique ids start with a dictionary, then fall back to plain pages: {id_encodings:?}"
+        );
+        let stored = crate::delta::query::query(&path, "SELECT event_id FROM t ORDER BY event_id")
+            .await
+            .unwrap();
+        let stored: Vec<String> = stored
+            .iter()
+            .flat_map(|b| {
+                arrow::compute::cast(b.column(0), &DataType::Utf8)
+                    .unwrap()
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(stored, ids);
     }
 
     /// A dead-letter table written before `source_kind`/`source_position`
@@ -564,6 +686,7 @@ mod tests {
             app_id: "weir:bronze:dead_letters".into(),
             mode: SinkMode::Append,
             merge: None,
+            upsert: None,
         };
         let full = dead_letters::schema();
         let evolved = table::add_missing_nullable_columns(

@@ -7,9 +7,35 @@ use arrow::datatypes::{Schema, SchemaRef};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::{StructField, StructType};
 use deltalake::{DeltaTable, DeltaTableError};
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 use std::collections::BTreeMap;
 use std::path::Path;
 use url::Url;
+
+/// Largest dictionary page, in bytes, a column chunk of a data file Weir
+/// writes may build before its values fall back to plain encoding.
+///
+/// A dictionary pays off for columns with few distinct values (a status, a
+/// category, a product name); for near-unique ones (event ids, timestamps)
+/// interning every value costs CPU and saves nothing. Parquet's writers stop
+/// at a size limit (1 MiB by default in parquet-rs and parquet-mr); a column
+/// that needs more than 128 KiB of distinct values per row group (≈ 3,600 ids
+/// of 36 bytes) is plainly not dictionary-friendly, so Weir stops there. The
+/// file stays standard Parquet: readers see a dictionary-encoded prefix and
+/// plain pages after it, as they do for any column that fell back.
+pub const DICTIONARY_PAGE_LIMIT: usize = 128 * 1024;
+
+/// The Parquet writer settings of every data file Weir writes to a Delta
+/// table: Snappy compression (delta-rs's and Spark's default) and the
+/// dictionary limit [`DICTIONARY_PAGE_LIMIT`].
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_created_by(concat!("weir ", env!("CARGO_PKG_VERSION")).to_string())
+        .set_compression(Compression::SNAPPY)
+        .set_dictionary_page_size_limit(DICTIONARY_PAGE_LIMIT)
+        .build()
+}
 
 /// The `file://` URL of a table directory (which need not exist yet).
 pub fn table_url(path: &Path) -> Result<Url, DeltaError> {

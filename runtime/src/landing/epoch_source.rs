@@ -1,13 +1,20 @@
-//! A landing directory as an epoch [`Source`]. An epoch is a set of whole
-//! files (ready ones, oldest first, until the batch policy's record or byte
-//! limit is reached), recorded with size and modification time; a replay
-//! reads exactly those files again and refuses if one changed. The set of
+//! A landing directory as an epoch [`Source`]. An epoch is a set of files
+//! (ready ones, oldest first, until the batch policy's record or byte limit
+//! is reached), recorded with size and modification time; a replay reads
+//! exactly those files again and refuses if one changed. The set of
 //! processed names still in the directory travels in every plan, so a
 //! restart (even with the checkpoint directory gone: the plan is also in the
 //! sinks' commits) never reads a file twice.
+//!
+//! A JSON-lines or Parquet file holding more records than an epoch may
+//! (`batch.max_records`) is split: the epoch records the part it read (the
+//! records it skipped and took), and the next epoch continues that file
+//! before any other. CSV files are always read whole: whether their first
+//! line is a header is the parser's business, so a later part could not be
+//! read without it.
 
 use super::LandingError;
-use super::read::{FileBatch, Format};
+use super::read::{FileBatch, Format, Part};
 use super::scan::{self, Listed, Stability};
 use crate::connector::{Fetched, Source, SourceRows};
 use crate::delta::dead_letters::Origin;
@@ -34,8 +41,44 @@ pub struct LandedFile {
     pub size: u64,
     /// Modification time when planned, ns since the Unix epoch.
     pub modified_nanos: i64,
-    /// Records cut from it.
+    /// Records of this epoch's part of it.
     pub records: u64,
+    /// Records of the file read by earlier epochs (a file holding more than
+    /// `batch.max_records` is split across epochs; see [`LandedFile::next_part`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skip: u64,
+    /// Whether this part reaches the end of the file (whole files always do;
+    /// plans written before files were split have no such key).
+    #[serde(default = "whole", skip_serializing_if = "Clone::clone")]
+    pub ends: bool,
+}
+
+impl LandedFile {
+    /// A whole file as listed, before it is read.
+    pub fn listed(name: String, size: u64, modified_nanos: i64) -> Self {
+        LandedFile {
+            name,
+            size,
+            modified_nanos,
+            records: 0,
+            skip: 0,
+            ends: true,
+        }
+    }
+
+    /// Where the part after this one starts: `Some(records read so far)`
+    /// when this part does not end the file.
+    pub fn next_part(&self) -> Option<u64> {
+        (!self.ends).then(|| self.skip + self.records)
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn whole() -> bool {
+    true
 }
 
 /// What happens to a file once every sink holds its epoch.
@@ -78,6 +121,9 @@ pub struct LandingSource {
     schema: SchemaRef,
     /// Names read by committed (or replayed) epochs and still in the directory.
     processed: BTreeSet<String>,
+    /// The last part read of a file not read to its end: the next epoch
+    /// starts with the rest of it.
+    unfinished: Option<LandedFile>,
     stability: Stability,
     /// With `--once`: the names present at start; nothing else is read.
     until: Option<BTreeSet<String>>,
@@ -94,6 +140,7 @@ impl LandingSource {
         once: bool,
     ) -> Result<Self, RunError> {
         let mut processed = BTreeSet::new();
+        let mut unfinished = None;
         if let Some(SourceRange::Files {
             files,
             processed: before,
@@ -101,7 +148,7 @@ impl LandingSource {
         }) = resume
         {
             processed.extend(before.iter().cloned());
-            processed.extend(files.iter().map(|f| f.name.clone()));
+            unfinished = note_read(&mut processed, files);
         }
         let until = if once {
             let listed = scan::list(&spec.dir, &spec.pattern).map_err(failed(pipeline))?;
@@ -114,6 +161,7 @@ impl LandingSource {
             spec,
             schema,
             processed,
+            unfinished,
             stability: Stability::default(),
             until,
         })
@@ -125,6 +173,35 @@ impl LandingSource {
             files,
             processed: self.processed.iter().cloned().collect(),
         }
+    }
+
+    /// The next part of the file `part` was read from, as `listed` now: it
+    /// must still be there, unchanged.
+    fn continuation(
+        &self,
+        part: &LandedFile,
+        listed: Option<Listed>,
+    ) -> Result<LandedFile, RunError> {
+        let path = self.spec.dir.join(&part.name);
+        let Some(now) = listed else {
+            return Err(failed(&self.pipeline)(LandingError::Missing {
+                file: path,
+                moved_to: None,
+            }));
+        };
+        if (now.size, now.modified_nanos) != (part.size, part.modified_nanos) {
+            return Err(failed(&self.pipeline)(LandingError::Changed {
+                file: path,
+                recorded_size: part.size,
+                recorded_modified: part.modified_nanos,
+                size: now.size,
+                modified: now.modified_nanos,
+            }));
+        }
+        Ok(LandedFile {
+            skip: part.skip + part.records,
+            ..LandedFile::listed(now.name, now.size, now.modified_nanos)
+        })
     }
 
     /// Where a planned file is now: in the directory, or where it was moved.
@@ -220,6 +297,13 @@ fn failed(pipeline: &str) -> impl Fn(LandingError) -> RunError + '_ {
     }
 }
 
+/// Records an epoch's `files` as read: files read to their end join
+/// `processed`; returns the part of a file that was not (it is the last).
+fn note_read(processed: &mut BTreeSet<String>, files: &[LandedFile]) -> Option<LandedFile> {
+    processed.extend(files.iter().filter(|f| f.ends).map(|f| f.name.clone()));
+    files.iter().find(|f| !f.ends).cloned()
+}
+
 /// Lists the landing directory off the async workers (a directory of many
 /// thousands of files takes a while).
 async fn list_blocking(spec: &LandingSpec) -> Result<Vec<Listed>, LandingError> {
@@ -234,11 +318,13 @@ async fn list_blocking(spec: &LandingSpec) -> Result<Vec<Listed>, LandingError> 
 pub const MAX_EPOCH_BYTES: u64 = 1 << 30;
 
 /// Reads `files` (from `paths`, in order) into one batch. With `verify`
-/// (a replay) every file must be exactly as planned. Otherwise a file whose
-/// size or modification time differs from its listing, or changes while it
-/// is read, is left for a later epoch (it is still being written), and
-/// reading stops after the file that reaches `policy`'s record or byte limit
-/// (files are never split across epochs). Returns the files read.
+/// (a replay) every file must be exactly as planned, and each planned part
+/// is read again. Otherwise a file whose size or modification time differs
+/// from its listing, or changes while it is read, is left for a later epoch
+/// (it is still being written; the rest of a split file must not change, and
+/// is an error), and reading stops at `policy`'s record limit (splitting a
+/// JSON-lines or Parquet file there) or before a file that would take the
+/// epoch past its byte limit. Returns the files (parts) read.
 fn read_files(
     files: Vec<LandedFile>,
     paths: &[PathBuf],
@@ -263,7 +349,13 @@ fn read_files(
                 size: before.len(),
             });
         }
-        if !verify && !taken.is_empty() && total_bytes + before.len() > MAX_EPOCH_BYTES {
+        // An epoch that holds something stops before a file that would take
+        // it past the byte limit (as a Kafka fetch returns its first batch
+        // whatever its size, the first file is always read).
+        let limit = policy.map_or(MAX_EPOCH_BYTES, |p| {
+            (p.max_bytes as u64).min(MAX_EPOCH_BYTES)
+        });
+        if !verify && !taken.is_empty() && total_bytes + before.len() > limit {
             break;
         }
         let mut bytes = Vec::with_capacity(before.len() as usize);
@@ -271,34 +363,51 @@ fn read_files(
         let after = handle.metadata().map_err(read_error)?;
         let (size, modified) = (bytes.len() as u64, scan::modified_nanos(&after));
         let steady = before.len() == size && scan::modified_nanos(&before) == modified;
-        if verify {
-            if !steady || (size, modified) != (file.size, file.modified_nanos) {
-                return Err(LandingError::Changed {
-                    file: path.clone(),
-                    recorded_size: file.size,
-                    recorded_modified: file.modified_nanos,
-                    size,
-                    modified,
-                });
+        if !steady || (size, modified) != (file.size, file.modified_nanos) {
+            if !verify && file.skip == 0 {
+                tracing::debug!(file = %path.display(), "file changed since it was listed; left for a later epoch");
+                continue;
             }
-        } else if !steady || (size, modified) != (file.size, file.modified_nanos) {
-            tracing::debug!(file = %path.display(), "file changed since it was listed; left for a later epoch");
-            continue;
-        }
-        let cut = records.append(&file.name, path, bytes)? as u64;
-        if verify && cut != file.records {
-            return Err(LandingError::Recut {
+            return Err(LandingError::Changed {
                 file: path.clone(),
-                recorded: file.records,
-                now: cut,
+                recorded_size: file.size,
+                recorded_modified: file.modified_nanos,
+                size,
+                modified,
             });
         }
-        file.records = cut;
+        let take = match (verify, policy) {
+            (true, _) => file.records,
+            // CSV files are read whole (see the module docs).
+            (false, Some(policy)) if format != Format::Csv => {
+                (policy.max_records as u64).saturating_sub(records.rows() as u64)
+            }
+            (false, _) => u64::MAX,
+        };
+        let part = Part {
+            skip: file.skip,
+            take,
+        };
+        let total = records.append(&file.name, path, bytes, part)?;
+        // Earlier parts of the file read more records than it holds now, or
+        // a replayed part comes out another size.
+        let recut = || LandingError::Recut {
+            file: path.clone(),
+            start: file.skip,
+            end: file.skip + file.records,
+            ended: file.ends,
+            now: total,
+        };
+        let read = take.min(total.checked_sub(file.skip).ok_or_else(recut)?);
+        let ends = file.skip + read == total;
+        if verify && (read, ends) != (file.records, file.ends) {
+            return Err(recut());
+        }
+        file.records = read;
+        file.ends = ends;
         taken.push(file);
         total_bytes += size;
-        if policy
-            .is_some_and(|p| records.rows() >= p.max_records || total_bytes >= p.max_bytes as u64)
-        {
+        if !ends || policy.is_some_and(|p| records.rows() >= p.max_records) {
             break;
         }
     }
@@ -336,21 +445,26 @@ impl Source for LandingSource {
             let listed = list_blocking(&self.spec)
                 .await
                 .map_err(failed(&self.pipeline))?;
-            let fresh: Vec<Listed> = listed
+            let (mut fresh, rest): (Vec<Listed>, Vec<Listed>) = listed
                 .into_iter()
                 .filter(|f| !self.processed.contains(&f.name))
                 .filter(|f| self.until.as_ref().is_none_or(|u| u.contains(&f.name)))
-                .collect();
-            if fresh.is_empty() && once {
+                .partition(|f| self.unfinished.as_ref().is_none_or(|u| u.name != f.name));
+            // The rest of a file split across epochs comes first, as it was.
+            let continued = match &self.unfinished {
+                Some(part) => Some(self.continuation(part, rest.into_iter().next())?),
+                None => None,
+            };
+            if fresh.is_empty() && continued.is_none() && once {
                 return Ok(None);
             }
-            let ready = self.stability.ready(
+            fresh = self.stability.ready(
                 fresh,
                 self.spec.stable_for,
                 Instant::now(),
                 SystemTime::now(),
             );
-            if ready.is_empty() {
+            if fresh.is_empty() && continued.is_none() {
                 let nap = self
                     .spec
                     .poll_interval
@@ -358,16 +472,15 @@ impl Source for LandingSource {
                 tokio::time::sleep(nap).await;
                 continue;
             }
-            let paths: Vec<PathBuf> = ready.iter().map(|f| self.spec.dir.join(&f.name)).collect();
-            let files: Vec<LandedFile> = ready
+            let files: Vec<LandedFile> = continued
                 .into_iter()
-                .map(|f| LandedFile {
-                    name: f.name,
-                    size: f.size,
-                    modified_nanos: f.modified_nanos,
-                    records: 0,
-                })
+                .chain(
+                    fresh
+                        .into_iter()
+                        .map(|f| LandedFile::listed(f.name, f.size, f.modified_nanos)),
+                )
                 .collect();
+            let paths: Vec<PathBuf> = files.iter().map(|f| self.spec.dir.join(&f.name)).collect();
             let (files, batch) = self
                 .read_blocking(files, paths, false, Some(*policy))
                 .await?;
@@ -412,9 +525,9 @@ impl Source for LandingSource {
         let SourceRange::Files { files, .. } = range else {
             return Ok(());
         };
-        self.processed.extend(files.iter().map(|f| f.name.clone()));
-        let files = files.clone();
-        tokio::task::block_in_place(|| self.clean_up(&files)).map_err(failed(&self.pipeline))
+        self.unfinished = note_read(&mut self.processed, files);
+        let finished: Vec<LandedFile> = files.iter().filter(|f| f.ends).cloned().collect();
+        tokio::task::block_in_place(|| self.clean_up(&finished)).map_err(failed(&self.pipeline))
     }
 
     async fn lag(&mut self) -> Option<i64> {

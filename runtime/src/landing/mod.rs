@@ -63,14 +63,19 @@ pub enum LandingError {
     /// The same bytes cut into another number of records than the plan says
     /// (the record framing changed, e.g. after an upgrade).
     #[error(
-        "landed file {file}: cut into {now} records now but {recorded} when its epoch was planned; the replay would not be exact"
+        "landed file {file}: cut into {now} records now, but its epoch was planned reading records {start}..{end} {}; the replay would not be exact",
+        if *ended { "as the end of the file" } else { "with more after them" }
     )]
     Recut {
         /// The file.
         file: PathBuf,
-        /// Records in the plan.
-        recorded: u64,
-        /// Records now.
+        /// The part's first record (0-based) in the plan.
+        start: u64,
+        /// One past the part's last record in the plan.
+        end: u64,
+        /// Whether the plan says the part ended the file.
+        ended: bool,
+        /// Records the file is cut into now.
         now: u64,
     },
     /// A file too large to read into one epoch.

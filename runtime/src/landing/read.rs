@@ -37,7 +37,30 @@ impl Format {
     }
 }
 
-/// One epoch's batch, built from whole files in the source's format.
+/// Which of a file's records an epoch takes: `take` records after the first
+/// `skip` (records are counted as cut: blank lines are not records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// Records before the part.
+    pub skip: u64,
+    /// Most records the part holds.
+    pub take: u64,
+}
+
+impl Part {
+    /// The whole file.
+    pub const WHOLE: Part = Part {
+        skip: 0,
+        take: u64::MAX,
+    };
+
+    /// Whether record `index` (0-based) is in the part.
+    fn holds(&self, index: u64) -> bool {
+        index >= self.skip && index - self.skip < self.take
+    }
+}
+
+/// One epoch's batch, built from files (or parts of them) in the source's format.
 pub enum FileBatch {
     /// JSON lines or CSV: raw records.
     Lines(Box<Records>, Format),
@@ -73,27 +96,31 @@ impl FileBatch {
         }
     }
 
-    /// Appends the whole file `name` (its `bytes`, read from `path`); returns
-    /// its number of records. Errors only for Parquet files that do not
-    /// decode or do not fit the schema.
+    /// Appends `part` of file `name` (its `bytes`, read from `path`); returns
+    /// the number of records in the whole file. Errors only for Parquet files
+    /// that do not decode or do not fit the schema.
     pub fn append(
         &mut self,
         name: &str,
         path: &Path,
         bytes: Vec<u8>,
-    ) -> Result<usize, LandingError> {
+        part: Part,
+    ) -> Result<u64, LandingError> {
         match self {
-            FileBatch::Lines(records, format) => Ok(records.append(name, &bytes, *format)),
+            FileBatch::Lines(records, format) => Ok(records.append(name, &bytes, *format, part)),
             FileBatch::Parquet {
                 schema,
                 parts,
                 rows,
             } => {
-                let part = super::parquet::read(name, path, bytes, schema)?;
-                let added = part.num_rows();
-                *rows += added;
-                parts.push(part);
-                Ok(added)
+                let file = super::parquet::read(name, path, bytes, schema)?;
+                let total = file.num_rows() as u64;
+                let skip = part.skip.min(total);
+                let take = part.take.min(total - skip);
+                let file = file.slice(skip as usize, take as usize);
+                *rows += file.num_rows();
+                parts.push(file);
+                Ok(total)
             }
         }
     }
@@ -151,14 +178,20 @@ impl Records {
         self.line.len()
     }
 
-    /// Cuts `bytes` (the whole file `name`) into records; returns how many.
-    /// An epoch's files hold at most 1 GiB (`MAX_EPOCH_BYTES`), so the
-    /// records' offsets fit the `value` column's 32-bit offsets.
-    pub fn append(&mut self, name: &str, bytes: &[u8], format: Format) -> usize {
-        let before = self.rows();
-        // Sized once per file: growing by doubling would copy and fault in
-        // the epoch's bytes several times over.
+    /// Cuts `bytes` (the whole file `name`) into records and appends those in
+    /// `part`; returns how many records the whole file holds. An epoch's
+    /// files hold at most 1 GiB (`MAX_EPOCH_BYTES`), so the records' offsets
+    /// fit the `value` column's 32-bit offsets.
+    pub fn append(&mut self, name: &str, bytes: &[u8], format: Format, part: Part) -> u64 {
+        // Sized once per file (a part needs less; the rest is never touched):
+        // growing by doubling would copy and fault in the epoch's bytes
+        // several times over.
         self.values.reserve(bytes.len());
+        let mut cut = Cut {
+            name,
+            part,
+            index: 0,
+        };
         let mut line = 1i64;
         let mut start = 0usize;
         let mut start_line = 1i64;
@@ -172,7 +205,7 @@ impl Records {
                     }
                     line += 1;
                     if !quoted {
-                        self.record(name, &bytes[start..i], start_line);
+                        self.record(&mut cut, &bytes[start..i], start_line);
                         start = i + 1;
                         start_line = line;
                     }
@@ -181,25 +214,32 @@ impl Records {
             _ => {
                 for i in memchr::memchr_iter(b'\n', bytes) {
                     line += 1;
-                    self.record(name, &bytes[start..i], start_line);
+                    self.record(&mut cut, &bytes[start..i], start_line);
                     start = i + 1;
                     start_line = line;
                 }
             }
         }
         if start < bytes.len() {
-            self.record(name, &bytes[start..], start_line);
+            self.record(&mut cut, &bytes[start..], start_line);
         }
-        self.rows() - before
+        cut.index
     }
 
-    fn record(&mut self, name: &str, mut record: &[u8], line: i64) {
+    /// Counts a cut record, and appends it when its part holds it.
+    fn record(&mut self, cut: &mut Cut<'_>, mut record: &[u8], line: i64) {
         if let [rest @ .., b'\r'] = record {
             record = rest;
         }
         if record.iter().all(u8::is_ascii_whitespace) {
             return;
         }
+        let index = cut.index;
+        cut.index += 1;
+        if !cut.part.holds(index) {
+            return;
+        }
+        let name = cut.name;
         self.values.extend_from_slice(record);
         let end = i32::try_from(self.values.len())
             .expect("an epoch's files hold at most 1 GiB (MAX_EPOCH_BYTES)");
@@ -224,6 +264,13 @@ impl Records {
     }
 }
 
+/// One file being cut: its name, the part kept, records counted so far.
+struct Cut<'a> {
+    name: &'a str,
+    part: Part,
+    index: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,7 +279,7 @@ mod tests {
 
     fn cut(bytes: &[u8], format: Format) -> Vec<(String, i64)> {
         let mut records = Records::default();
-        records.append("f", bytes, format);
+        records.append("f", bytes, format, Part::WHOLE);
         let batch = records.finish();
         let values = batch.column(0).as_binary::<i32>();
         let lines = batch.column(2).as_primitive::<Int64Type>();
@@ -285,7 +332,30 @@ mod tests {
     #[test]
     fn empty_files_have_no_records() {
         let mut records = Records::default();
-        assert_eq!(records.append("f", b"", Format::Csv), 0);
+        assert_eq!(records.append("f", b"", Format::Csv, Part::WHOLE), 0);
         assert_eq!(records.finish().column(1).len(), 0);
+    }
+
+    #[test]
+    fn a_part_keeps_its_records_with_their_line_numbers_and_counts_the_whole_file() {
+        let bytes = b"{\"a\":1}\n\n{\"a\":2}\n{\"a\":3}\n{\"a\":4}";
+        let mut records = Records::default();
+        let part = Part { skip: 1, take: 2 };
+        assert_eq!(records.append("f", bytes, Format::Jsonl, part), 4);
+        let batch = records.finish();
+        let values = batch.column(0).as_binary::<i32>();
+        let lines = batch.column(2).as_primitive::<Int64Type>();
+        let got: Vec<_> = (0..batch.num_rows())
+            .map(|i| (values.value(i).to_vec(), lines.value(i)))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(b"{\"a\":2}".to_vec(), 3), (b"{\"a\":3}".to_vec(), 4)]
+        );
+        // Past the end: nothing kept, the count still whole.
+        let mut records = Records::default();
+        let part = Part { skip: 4, take: 9 };
+        assert_eq!(records.append("f", bytes, Format::Jsonl, part), 4);
+        assert_eq!(records.rows(), 0);
     }
 }

@@ -5,7 +5,7 @@
 //! (that is [`super::validate`]).
 
 use super::env;
-use super::model::{Pipeline, PipelineFile, PortRef, Problem, Sink, Source, Stage};
+use super::model::{Pipeline, PipelineFile, PortRef, Problem, Sink, Source, Stage, Upsert};
 use super::spec::{FileSettings, PipelineHeader, SinkMode, SinkSpec, SourceSpec, StageSpec};
 use serde::de::DeserializeOwned;
 use std::collections::HashSet;
@@ -464,11 +464,60 @@ fn resolve_sink(
                 "needs at least one key column",
             );
         }
-        (SinkMode::Append, Some(_)) => {
+        (SinkMode::Append | SinkMode::Upsert, Some(_)) => {
             problems.push(location, "a `merge` table only applies to mode = \"merge\"");
         }
         _ => {}
     }
+    let upsert = match (spec.mode, spec.upsert) {
+        (SinkMode::Upsert, None) => {
+            problems.push(
+                location,
+                "mode = \"upsert\" needs a `[pipeline.sink.upsert]` table with `key` and `order_by`",
+            );
+            None
+        }
+        (SinkMode::Upsert, Some(upsert)) => {
+            if upsert.key.is_empty() {
+                let at = format!("{location} > upsert.key");
+                problems.push(at, "needs at least one key column");
+            }
+            if upsert.key.contains(&upsert.deleted) || upsert.order_by == upsert.deleted {
+                let message = format!(
+                    "`{}` marks deletes; it cannot also be a key or the ordering column",
+                    upsert.deleted
+                );
+                problems.push(format!("{location} > upsert.deleted"), message);
+            }
+            let table = base.join(&spec.table);
+            let tombstones = match upsert.tombstones {
+                Some(path) => base.join(path),
+                None => {
+                    let mut name = table.file_name().unwrap_or_default().to_os_string();
+                    name.push("_tombstones");
+                    table.with_file_name(name)
+                }
+            };
+            if tombstones == table {
+                let message = "the tombstone table must not be the table itself";
+                problems.push(format!("{location} > upsert.tombstones"), message);
+            }
+            Some(Upsert {
+                key: upsert.key,
+                order_by: upsert.order_by,
+                deleted: upsert.deleted,
+                tombstones,
+            })
+        }
+        (_, Some(_)) => {
+            problems.push(
+                location,
+                "an `upsert` table only applies to mode = \"upsert\"",
+            );
+            None
+        }
+        (_, None) => None,
+    };
     let from = match &spec.from {
         Some(text) => resolve_port(text, stages, "from", location, problems)?,
         None if stages.is_empty() => return None,
@@ -485,7 +534,7 @@ fn resolve_sink(
         return None;
     }
     let mut properties = spec.properties;
-    if spec.mode == SinkMode::Merge {
+    if spec.mode != SinkMode::Append {
         properties
             .entry("delta.enableChangeDataFeed".into())
             .or_insert_with(|| "true".into());
@@ -496,6 +545,7 @@ fn resolve_sink(
         table: base.join(spec.table),
         mode: spec.mode,
         merge: spec.merge,
+        upsert,
         partition_by: spec.partition_by,
         properties,
     })

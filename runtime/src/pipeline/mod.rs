@@ -9,7 +9,7 @@ pub mod model;
 pub mod spec;
 pub mod validate;
 
-pub use model::{Pipeline, PipelineFile, PortRef, Problem, Sink, Source, Stage};
+pub use model::{Pipeline, PipelineFile, PortRef, Problem, Sink, Source, Stage, Upsert};
 pub use validate::{PreparedFile, PreparedPipeline, Upstream};
 
 use crate::engine::PluginEngine;

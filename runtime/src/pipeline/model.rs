@@ -6,9 +6,11 @@ use super::spec::{
     BatchPolicy, DedupeSpec, DeltaStart, KafkaConnection, KafkaStart, MergeSpec, SinkMode,
 };
 use crate::limits::PluginLimits;
+use arrow::datatypes::{Schema, SchemaRef};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Every pipeline of one file; they run together in one `weir run` process.
@@ -124,14 +126,47 @@ pub struct Sink {
     pub from: PortRef,
     /// The table's directory.
     pub table: PathBuf,
-    /// Append or merge.
+    /// Append, merge or upsert.
     pub mode: SinkMode,
     /// Merge rules (present exactly when `mode` is merge).
     pub merge: Option<MergeSpec>,
+    /// Upsert rules (present exactly when `mode` is upsert).
+    pub upsert: Option<Upsert>,
     /// Partition columns for a new table.
     pub partition_by: Vec<String>,
     /// Table properties for a new table.
     pub properties: BTreeMap<String, String>,
+}
+
+/// A resolved `[pipeline.sink.upsert]` (see [`UpsertSpec`](super::spec::UpsertSpec)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upsert {
+    /// Key columns.
+    pub key: Vec<String>,
+    /// The ordering column: larger is newer.
+    pub order_by: String,
+    /// The Boolean column marking deletes; not stored in the table.
+    pub deleted: String,
+    /// The tombstone table's directory.
+    pub tombstones: PathBuf,
+}
+
+impl Sink {
+    /// The columns of the table this sink writes, given the schema of the
+    /// port feeding it: the port's columns, but for an upsert sink without
+    /// its delete marker.
+    pub fn table_schema(&self, port: &SchemaRef) -> SchemaRef {
+        match &self.upsert {
+            Some(upsert) => {
+                let kept: Vec<_> = (port.fields().iter())
+                    .filter(|f| f.name() != &upsert.deleted)
+                    .cloned()
+                    .collect();
+                Arc::new(Schema::new_with_metadata(kept, port.metadata().clone()))
+            }
+            None => port.clone(),
+        }
+    }
 }
 
 impl Pipeline {

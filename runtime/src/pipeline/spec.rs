@@ -338,15 +338,18 @@ pub struct SinkSpec {
     pub from: Option<String>,
     /// The table's directory; created from the port's schema if missing.
     pub table: PathBuf,
-    /// `append` or `merge`.
+    /// `append`, `merge` or `upsert`.
     pub mode: SinkMode,
     /// Required for `merge`: which rows match and what happens to them.
     #[serde(default)]
     pub merge: Option<MergeSpec>,
+    /// Required for `upsert`: key, ordering and delete-marker columns.
+    #[serde(default)]
+    pub upsert: Option<UpsertSpec>,
     /// Partition columns used when the table is created.
     #[serde(default)]
     pub partition_by: Vec<String>,
-    /// Table properties used when the table is created. For merge targets
+    /// Table properties used when the table is created.
     /// `delta.enableChangeDataFeed` defaults to `true`.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -360,6 +363,9 @@ pub enum SinkMode {
     Append,
     /// Upsert on key columns.
     Merge,
+    /// SCD type 1 change application: the newest change per key wins,
+    /// deletes remove rows and leave tombstones.
+    Upsert,
 }
 
 /// `[pipeline.sink.merge]`.
@@ -376,6 +382,31 @@ pub struct MergeSpec {
     /// s.revenue"`. Default: every column takes the source value.
     #[serde(default)]
     pub update: BTreeMap<String, String>,
+}
+
+/// `[pipeline.sink.upsert]`: applies change events (one per key per epoch,
+/// as `cdc-upsert` emits them) as Spark's SCD type 1 `MERGE` would, safe
+/// against late and replayed events: a change is applied only when its
+/// `order_by` value is newer than the stored row's, and a delete leaves a
+/// tombstone (key and ordering value, in a table beside the target) so an
+/// older change arriving later cannot bring the row back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertSpec {
+    /// Key columns.
+    pub key: Vec<String>,
+    /// The ordering column (integer, decimal, timestamp or date): larger is newer.
+    pub order_by: String,
+    /// The Boolean column marking deletes (default `_deleted`); not stored.
+    #[serde(default = "default_deleted_column")]
+    pub deleted: String,
+    /// The tombstone table's directory (default: the table's, plus `_tombstones`).
+    #[serde(default)]
+    pub tombstones: Option<PathBuf>,
+}
+
+fn default_deleted_column() -> String {
+    "_deleted".into()
 }
 
 /// Serde adapter for `Duration` written as `"500ms"`.

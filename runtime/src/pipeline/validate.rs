@@ -296,7 +296,7 @@ async fn check_pipeline(
             }
         };
         if !schemas.contains_key(&stage.input)
-            && let Some(message) = undeclared_output(pipeline, &loaded, &stage.input)
+            && let Some(message) = undeclared_output(pipeline, &loaded, &schemas, &stage.input)
         {
             problem(format!("{at} > input"), message);
         }
@@ -459,12 +459,13 @@ async fn check_pipeline(
     for sink in &pipeline.sinks {
         let at = format!("{here} > sink \"{}\"", sink.name);
         let Some(schema) = schemas.get(&sink.from).cloned() else {
-            if let Some(message) = undeclared_output(pipeline, &loaded, &sink.from) {
+            if let Some(message) = undeclared_output(pipeline, &loaded, &schemas, &sink.from) {
                 problem(format!("{at} > from"), message);
             }
             continue;
         };
-        let incoming = match table::to_delta_schema(&schema) {
+        let stored = sink.table_schema(&schema);
+        let incoming = match table::to_delta_schema(&stored) {
             Ok(delta) => delta,
             Err(reason) => {
                 problem(
@@ -520,6 +521,14 @@ async fn check_pipeline(
                 }
             }
         }
+        if let Some(upsert) = &sink.upsert {
+            for (key, message) in crate::delta::upsert::check_columns(&schema, upsert) {
+                problem(format!("{at} > upsert.{key}"), message);
+            }
+            if let Err(message) = crate::delta::upsert::check_tombstones(&stored, upsert).await {
+                problem(format!("{at} > upsert.tombstones"), message);
+            }
+        }
         match table::open(&sink.table).await {
             Ok(Some(existing)) => match table::delta_schema(&sink.table, &existing) {
                 Ok(current) => {
@@ -539,7 +548,7 @@ async fn check_pipeline(
             Ok(None) => {}
             Err(e) => problem(format!("{at} > table"), e.to_string()),
         }
-        match as_read_back(&schema) {
+        match as_read_back(&stored) {
             Ok(read_back) => {
                 produced.insert(sink.table.clone(), read_back);
             }
@@ -582,22 +591,35 @@ async fn check_pipeline(
     })
 }
 
-/// Says so when `port` names an output port its stage's plugin does not declare.
+/// Says so when `port` names an output port its stage's plugin does not
+/// declare: the configured ports when the stage was configured (a `route`
+/// stage's ports come from its config), else the manifest's.
 fn undeclared_output(
     pipeline: &Pipeline,
     loaded: &[Option<LoadedPlugin>],
+    schemas: &HashMap<PortRef, SchemaRef>,
     port: &PortRef,
 ) -> Option<String> {
     let PortRef::Stage { stage, port } = port else {
         return None;
     };
-    let declared: Vec<&str> = loaded[*stage]
-        .as_ref()?
-        .manifest()
-        .outputs
-        .iter()
-        .map(|p| p.name.as_str())
+    let mut declared: Vec<&str> = schemas
+        .keys()
+        .filter_map(|known| match known {
+            PortRef::Stage { stage: s, port } if s == stage => Some(port.as_str()),
+            _ => None,
+        })
         .collect();
+    declared.sort_unstable();
+    if declared.is_empty() {
+        declared = loaded[*stage]
+            .as_ref()?
+            .manifest()
+            .outputs
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+    }
     (!declared.contains(&port.as_str())).then(|| {
         format!(
             "stage `{}` has no output port `{port}` (its ports: {})",

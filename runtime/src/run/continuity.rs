@@ -7,6 +7,7 @@
 //! (or replayed) one before writing it; `weir audit` checks whole histories.
 
 use super::epoch::SourceRange;
+use crate::landing::epoch_source::LandedFile;
 use std::collections::BTreeMap;
 
 /// One way an epoch's range fails to continue the previous one, or is not
@@ -89,6 +90,30 @@ pub enum Discontinuity {
         file: String,
         /// Where else it was read.
         reason: &'static str,
+    },
+    /// A file split across epochs is not continued where the previous part
+    /// ended (or not continued at all).
+    #[error(
+        "{dir}: file {file} was read up to record {previous_end} by the previous epoch, {}",
+        match start { Some(s) => format!("but this epoch starts it at record {s}"), None => "but this epoch does not continue it first".into() }
+    )]
+    FilePart {
+        /// The landing directory.
+        dir: String,
+        /// The file.
+        file: String,
+        /// Records read by the previous epochs.
+        previous_end: u64,
+        /// Where this epoch starts it, if it reads it.
+        start: Option<u64>,
+    },
+    /// A file left unfinished by an epoch that reads another file after it.
+    #[error("{dir}: file {file} is left unfinished although the epoch goes on with another file")]
+    FileUnfinished {
+        /// The landing directory.
+        dir: String,
+        /// The file.
+        file: String,
     },
     /// A file is recorded as processed although no epoch read it.
     #[error("{dir}: file {file} is recorded as processed but no earlier epoch read it")]
@@ -192,6 +217,24 @@ fn consistency(range: &SourceRange) -> Vec<Discontinuity> {
             files,
             processed,
         } => {
+            // Only the first file may continue a split file; only the last
+            // may be left unfinished.
+            for (i, file) in files.iter().enumerate() {
+                if i > 0 && file.skip > 0 {
+                    found.push(Discontinuity::FilePart {
+                        dir: dir.clone(),
+                        file: file.name.clone(),
+                        previous_end: 0,
+                        start: Some(file.skip),
+                    });
+                }
+                if i + 1 < files.len() && !file.ends {
+                    found.push(Discontinuity::FileUnfinished {
+                        dir: dir.clone(),
+                        file: file.name.clone(),
+                    });
+                }
+            }
             let mut seen = std::collections::BTreeSet::new();
             for file in files {
                 let twice = |reason| Discontinuity::FileTwice {
@@ -314,7 +357,39 @@ fn continuation(previous: &SourceRange, next: &SourceRange) -> Vec<Discontinuity
                 let known = |name: &String| {
                     processed_before.contains(name) || read_before.iter().any(|f| &f.name == name)
                 };
-                for file in files.iter().filter(|f| known(&f.name)) {
+                // A file the previous epoch read only part of must open this
+                // epoch, continuing exactly where that part ended.
+                let unfinished = read_before
+                    .iter()
+                    .find_map(|f| f.next_part().map(|end| (f, end)));
+                match unfinished {
+                    Some((part, end)) => {
+                        let first = files.first().filter(|f| f.name == part.name);
+                        if first.is_none_or(|f| f.skip != end) {
+                            found.push(Discontinuity::FilePart {
+                                dir: dir.clone(),
+                                file: part.name.clone(),
+                                previous_end: end,
+                                start: files.iter().find(|f| f.name == part.name).map(|f| f.skip),
+                            });
+                        }
+                    }
+                    // Nothing to continue: no file may start past its beginning.
+                    None => {
+                        if let Some(first) = files.first().filter(|f| f.skip > 0) {
+                            found.push(Discontinuity::FilePart {
+                                dir: dir.clone(),
+                                file: first.name.clone(),
+                                previous_end: 0,
+                                start: Some(first.skip),
+                            });
+                        }
+                    }
+                }
+                let continued = |f: &&LandedFile| {
+                    unfinished.is_some_and(|(part, end)| part.name == f.name && f.skip == end)
+                };
+                for file in files.iter().filter(|f| known(&f.name) && !continued(f)) {
                     found.push(Discontinuity::FileTwice {
                         dir: dir.clone(),
                         file: file.name.clone(),
@@ -340,7 +415,6 @@ fn continuation(previous: &SourceRange, next: &SourceRange) -> Vec<Discontinuity
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::landing::epoch_source::LandedFile;
 
     fn files(read: &[&str], processed: &[&str]) -> SourceRange {
         SourceRange::Files {
@@ -348,13 +422,71 @@ mod tests {
             files: read
                 .iter()
                 .map(|name| LandedFile {
-                    name: name.to_string(),
-                    size: 1,
-                    modified_nanos: 1,
                     records: 1,
+                    ..LandedFile::listed(name.to_string(), 1, 1)
                 })
                 .collect(),
             processed: processed.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    /// An epoch reading `parts` (name, skip, records, ends), after `processed`.
+    fn parts(parts: &[(&str, u64, u64, bool)], processed: &[&str]) -> SourceRange {
+        SourceRange::Files {
+            dir: "/landing".into(),
+            files: parts
+                .iter()
+                .map(|&(name, skip, records, ends)| LandedFile {
+                    records,
+                    skip,
+                    ends,
+                    ..LandedFile::listed(name.to_string(), 1, 1)
+                })
+                .collect(),
+            processed: processed.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_split_file_continues_exactly_where_its_last_part_ended() {
+        let first = parts(&[("a", 0, 10, true), ("b", 0, 5, false)], &[]);
+        assert!(violations(None, &first).is_empty());
+        let next = parts(&[("b", 5, 5, false)], &["a"]);
+        assert!(
+            violations(Some(&first), &next).is_empty(),
+            "{:?}",
+            violations(Some(&first), &next)
+        );
+        let last = parts(&[("b", 10, 3, true), ("c", 0, 7, true)], &["a"]);
+        assert!(violations(Some(&next), &last).is_empty());
+        // After its last part, the file is processed and never read again.
+        let after = parts(&[("b", 13, 1, true)], &["a", "b"]);
+        assert!(!violations(Some(&last), &after).is_empty());
+        // Parts only at the edges of an epoch, and none out of nowhere.
+        let inside = violations(None, &parts(&[("a", 0, 3, false), ("c", 2, 1, true)], &[]));
+        assert_eq!(inside.len(), 2, "{inside:?}");
+        let from_nowhere = violations(Some(&last), &parts(&[("d", 4, 1, true)], &["a", "b"]));
+        assert_eq!(from_nowhere.len(), 1, "{from_nowhere:?}");
+        // A gap, an overlap, and another file first are each refused.
+        for (bad, start) in [
+            (parts(&[("b", 6, 4, true)], &["a"]), Some(6)),
+            (parts(&[("b", 4, 6, true)], &["a"]), Some(4)),
+            (
+                parts(&[("c", 0, 1, true), ("b", 5, 5, true)], &["a"]),
+                Some(5),
+            ),
+            (parts(&[("c", 0, 1, true)], &["a"]), None),
+        ] {
+            let found = violations(Some(&first), &bad);
+            assert!(
+                found.contains(&Discontinuity::FilePart {
+                    dir: "/landing".into(),
+                    file: "b".into(),
+                    previous_end: 5,
+                    start,
+                }),
+                "{found:?}"
+            );
         }
     }
 

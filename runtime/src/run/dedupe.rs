@@ -124,6 +124,8 @@ impl DedupeState {
         let mut late = Vec::new();
         let mut duplicates = 0;
         let mut newest = self.max_event;
+        // At most one new key per row: grow once, not by doubling mid-batch.
+        self.seen.reserve(rows.num_rows());
         for (index, row) in rows.iter().enumerate() {
             if times.is_null(index) {
                 late.push((

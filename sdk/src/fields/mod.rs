@@ -40,7 +40,7 @@ pub mod text;
 pub use columns::{Column, ColumnFull};
 pub use number::{Integer, integer_literal, integer_value, is_number};
 pub use spec::{
-    FieldConfig, FieldSpec, TimestampFormat, TypeName, ValueType, arrow_fields, arrow_type,
-    field_schema, key_word, validate_fields,
+    FieldConfig, FieldSpec, KeyOrder, TimestampFormat, TypeName, ValueType, arrow_fields,
+    arrow_type, field_schema, key_word, validate_fields,
 };
 pub use text::{date_days, seconds_to_micros, timestamp};

@@ -8,6 +8,7 @@ use chrono::format::{Item, StrftimeItems};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 /// One entry of `fields` (or a list's `items`) as written in the config.
 #[derive(Debug, Deserialize)]
@@ -127,6 +128,73 @@ pub struct FieldSpec {
     /// The first 8 bytes of the name as a word, so almost every other key is
     /// told apart with one comparison.
     key_word: u64,
+    /// Where a parser guesses the next key is declared (see [`KeyOrder`]).
+    pub order: KeyOrder,
+}
+
+/// What a parser learned of the order keys come in: records of one source
+/// nearly always write their keys in one order, which need not be the
+/// declared one (a generator that sorts keys, say). A guess is always checked
+/// against the key, so a wrong one costs a search, never a wrong field.
+///
+/// Interior-mutable (relaxed atomics: a guess may be stale, never wrong) so
+/// the validated schema stays shared and immutable otherwise; ignored by
+/// `==` and copied by `clone`.
+#[derive(Debug, Default)]
+pub struct KeyOrder {
+    /// The field whose key followed this field's key last time.
+    follower: AtomicU16,
+    /// On the first field of a list only: the field whose key opened the
+    /// last object of that list.
+    opener: AtomicU16,
+}
+
+impl KeyOrder {
+    /// The index guessed to follow this field.
+    #[inline]
+    pub fn follower(&self) -> usize {
+        usize::from(self.follower.load(Ordering::Relaxed))
+    }
+
+    /// Remembers that field `index` followed this one.
+    #[inline]
+    pub fn set_follower(&self, index: usize) {
+        self.follower.store(hint(index), Ordering::Relaxed);
+    }
+
+    /// The index guessed to open an object (meaningful on a list's first field).
+    #[inline]
+    pub fn opener(&self) -> usize {
+        usize::from(self.opener.load(Ordering::Relaxed))
+    }
+
+    /// Remembers that field `index` opened an object.
+    #[inline]
+    pub fn set_opener(&self, index: usize) {
+        self.opener.store(hint(index), Ordering::Relaxed);
+    }
+}
+
+/// An index as a hint; one past `u16::MAX` fields no guess is kept (such a
+/// field is found by searching).
+fn hint(index: usize) -> u16 {
+    u16::try_from(index).unwrap_or(u16::MAX)
+}
+
+impl Clone for KeyOrder {
+    fn clone(&self) -> Self {
+        KeyOrder {
+            follower: AtomicU16::new(self.follower.load(Ordering::Relaxed)),
+            opener: AtomicU16::new(self.opener.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl PartialEq for KeyOrder {
+    /// Hints are not part of a schema: any two are equal.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl FieldSpec {
@@ -137,6 +205,7 @@ impl FieldSpec {
             name,
             ty,
             required,
+            order: KeyOrder::default(),
         }
     }
 

@@ -90,6 +90,9 @@ fn with(section: &str) -> String {
         "[pipeline.sink.merge]" => format!(
             "{BASE}[[pipeline]]\nname = \"p\"\n[pipeline.source.delta]\ntable = \"t\"\n[[pipeline.sink]]\nname = \"k\"\ntable = \"t2\"\nmode = \"merge\"\n[pipeline.sink.merge]\non = [\"k\"]\nzz_unknown = 1\n"
         ),
+        "[pipeline.sink.upsert]" => format!(
+            "{BASE}[[pipeline]]\nname = \"p\"\n[pipeline.source.delta]\ntable = \"t\"\n[[pipeline.sink]]\nname = \"k\"\ntable = \"t2\"\nmode = \"upsert\"\n[pipeline.sink.upsert]\nkey = [\"k\"]\norder_by = \"o\"\nzz_unknown = 1\n"
+        ),
         other => panic!(
             "docs/pipeline.md has a key table under `{other}` this test does not know; add it here"
         ),

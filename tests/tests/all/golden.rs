@@ -138,3 +138,13 @@ fn aggregate_golden() {
 fn join_golden() {
     golden::<join::Join>("join");
 }
+
+#[test]
+fn route_golden() {
+    golden::<route::Router>("route");
+}
+
+#[test]
+fn cdc_upsert_golden() {
+    golden::<cdc_upsert::CdcUpsert>("cdc-upsert");
+}

@@ -160,6 +160,32 @@ async fn landed_files_are_read_once_and_moved_and_unfinished_files_wait() {
     assert_audit_clean(data.path(), &file);
 }
 
+/// A JSON-lines file holding more records than an epoch may is split: each
+/// epoch takes at most `max_records` (700 here), the next continues the file
+/// where the last part ended, and the file is moved only after its last part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_larger_than_an_epoch_is_split_and_each_part_read_once() {
+    let data = tempfile::tempdir().unwrap();
+    let landing = data.path().join("landing");
+    std::fs::create_dir_all(&landing).unwrap();
+    let events = one_line_events(2_200, 29);
+    land(&landing, "big.jsonl", &events[..2_000]);
+    let file = pipeline_file(data.path(), &landing, true);
+    let load = || weir_runtime::pipeline::read(&file).unwrap_or_else(|e| panic!("{e}"));
+    let reports = weir_tests::run_once(load()).await.expect("first run");
+    assert_eq!(reports[0].records_in, 2_000);
+    assert_eq!(reports[0].epochs, 3, "700 + 700 + 600 records");
+    assert!(data.path().join("processed/big.jsonl").exists());
+    land(&landing, "small.jsonl", &events[2_000..]);
+    let reports = weir_tests::run_once(load()).await.expect("second run");
+    assert_eq!(reports[0].records_in, 200);
+    assert_eq!(
+        bronze_ids(data.path()).await,
+        expected(&events).bronze_event_ids
+    );
+    assert_audit_clean(data.path(), &file);
+}
+
 /// The file source under the kill harness: a streaming `weir run` is killed
 /// 10 times at random moments while new files keep landing; at the end every
 /// file's records are in bronze exactly once.
@@ -377,7 +403,8 @@ async fn the_landing_example_runs_the_orders_scenario_from_files() {
 async fn once_runs_the_layers_side_by_side_and_each_reads_all_its_upstream_wrote() {
     let (fixture, events, variables) = landed_orders(11, 400).await;
     let reports = run_edited_landing_example(&fixture, &variables, |text| {
-        text.replace("max_records = 65536", "max_records = 300")
+        text.replace("max_records = 131072", "max_records = 300")
+            .replace("max_records = 65536", "max_records = 300")
     })
     .await;
     let epochs: Vec<u64> = reports.iter().map(|r| r.epochs).collect();
@@ -419,7 +446,7 @@ async fn regression_issue_10_once_epochs_do_not_depend_on_how_far_the_upstream_g
         );
     }
     let reports = run_edited_landing_example(&fixture, &variables, |text| {
-        text.replacen("max_records = 65536", "max_records = 200", 1)
+        text.replace("max_records = 131072", "max_records = 200")
             .replace("retention = \"24h\"", "retention = \"1h\"")
     })
     .await;

@@ -80,6 +80,11 @@ fn write(dir: &Path, name: &str, batch: RecordBatch) {
 }
 
 fn pipeline_file(data: &Path, landing: &Path) -> PathBuf {
+    pipeline_file_with(data, landing, "")
+}
+
+/// [`pipeline_file`] with `extra` (say a `[pipeline.batch]` table) after the source.
+fn pipeline_file_with(data: &Path, landing: &Path, extra: &str) -> PathBuf {
     let text = format!(
         r#"
 checkpoint_dir = "{data}/checkpoints"
@@ -92,6 +97,7 @@ name = "silver"
 dir = "{landing}"
 format = "parquet"
 stable_for = "100ms"
+{extra}
 
 [[pipeline.stage]]
 name = "filter"
@@ -246,4 +252,44 @@ async fn an_empty_parquet_landing_zone_needs_schema_from() {
     weir_runtime::pipeline::validate_file(loaded, weir_tests::engine())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A Parquet file holding more rows than an epoch may is split across
+/// epochs: each part's rows keep their row numbers in the file, each row
+/// arrives once, and the file counts as processed only after its last part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parquet_file_larger_than_an_epoch_is_split_across_epochs() {
+    let data = tempfile::tempdir().unwrap();
+    let landing = data.path().join("landing");
+    std::fs::create_dir_all(&landing).unwrap();
+    let orders: [Order; 5] = [
+        ("e1", "PAID", 100, "c1"),
+        ("e2", "PAID", 200, "c2"),
+        ("e3", "PAID", 300, "c3"),
+        ("e4", "PAID", 400, "c4"),
+        ("e5", "PAID", 500, "c5"),
+    ];
+    land(&landing, "big.parquet", &orders);
+    land(&landing, "small.parquet", &[("e6", "PAID", 600, "c6")]);
+    let file = pipeline_file_with(data.path(), &landing, "[pipeline.batch]\nmax_records = 2");
+    let load = || weir_runtime::pipeline::read(&file).unwrap_or_else(|e| panic!("{e}"));
+    let reports = weir_tests::run_once(load()).await.expect("run");
+    assert_eq!(reports[0].records_in, 6);
+    assert_eq!(
+        reports[0].epochs, 3,
+        "rows 1-2, 3-4, then 5 and the small file"
+    );
+    assert_eq!(
+        silver(data.path()).await,
+        [
+            "e1 1.00 c1 big.parquet:1",
+            "e2 2.00 c2 big.parquet:2",
+            "e3 3.00 c3 big.parquet:3",
+            "e4 4.00 c4 big.parquet:4",
+            "e5 5.00 c5 big.parquet:5",
+            "e6 6.00 c6 small.parquet:1",
+        ]
+    );
+    let reports = weir_tests::run_once(load()).await.expect("again");
+    assert_eq!(reports[0].records_in, 0, "nothing is read twice");
 }

@@ -16,5 +16,6 @@ mod loading;
 mod lookups;
 mod orders_pipeline;
 mod pipeline_validation;
+mod profiles;
 mod run_modes;
 mod sandbox;

@@ -91,7 +91,7 @@ plugin = "${PLUGINS}/filter_paid.wasm"
 [[pipeline.sink]]
 name = "s"
 table = "t2"
-mode = "upsert"
+mode = "overwrite"
 "#,
     );
     let problems = problems(&path).await;
@@ -101,7 +101,11 @@ mode = "upsert"
     assert_reported(&problems, "sink \"out\" > from", "stage `nope`");
     assert_reported(&problems, "sink \"out\"", "needs a `[pipeline.sink.merge]`");
     assert_reported(&problems, "pipeline \"bronze\"", "unique");
-    assert_reported(&problems, "sink \"s\" > mode", "unknown variant `upsert`");
+    assert_reported(
+        &problems,
+        "sink \"s\" > mode",
+        "unknown variant `overwrite`",
+    );
     assert!(problems.len() >= 7, "{problems:?}");
 }
 
@@ -326,4 +330,103 @@ mode = "append"
     );
     let problems = problems(&path).await;
     assert_reported(&problems, "stage \"mis\"", "misbehave");
+}
+
+/// An upsert sink fed by a stage without the columns it needs: each problem
+/// names the `upsert` key and the column, before anything runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_sink_column_problems_name_the_key_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "bad.toml",
+        r#"
+checkpoint_dir = "chk"
+dead_letters = "dl"
+[kafka]
+brokers = "127.0.0.1:9"
+
+[[pipeline]]
+name = "users"
+[pipeline.source.kafka]
+topics = ["user_info"]
+group_id = "g"
+[[pipeline.stage]]
+name = "parse"
+plugin = "${PLUGINS}/parse_json.wasm"
+config = { fields = [{ name = "user_id", type = "long" }, { name = "at", type = "string" }] }
+[[pipeline.sink]]
+name = "users"
+table = "users"
+mode = "upsert"
+upsert = { key = ["user_id", "tenant"], order_by = "at" }
+"#,
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let same = write(
+        dir.path(),
+        "same.toml",
+        &text.replace(
+            "order_by = \"at\"",
+            "order_by = \"at\", tombstones = \"users\"",
+        ),
+    );
+    assert_reported(
+        &problems(&same).await,
+        "sink \"users\" > upsert.tombstones",
+        "must not be the table itself",
+    );
+    let problems = problems(&path).await;
+    assert_reported(
+        &problems,
+        "sink \"users\" > upsert.key",
+        "column `tenant` is not in the stream",
+    );
+    assert_reported(
+        &problems,
+        "sink \"users\" > upsert.order_by",
+        "column `at` has type Utf8; the ordering column must be an integer",
+    );
+    assert_reported(
+        &problems,
+        "sink \"users\" > upsert.deleted",
+        "column `_deleted` is not in the stream",
+    );
+}
+
+/// A sink reading a route port that does not exist is told the ports the
+/// configured `route` stage has, not its manifest's placeholder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelled_route_port_lists_the_configured_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "bad.toml",
+        r#"
+checkpoint_dir = "chk"
+dead_letters = "dl"
+[kafka]
+brokers = "127.0.0.1:9"
+
+[[pipeline]]
+name = "bronze"
+[pipeline.source.kafka]
+topics = ["user_info", "bpm"]
+group_id = "g"
+[[pipeline.stage]]
+name = "route"
+plugin = "${PLUGINS}/route.wasm"
+config = { column = "topic", routes = ["user_info", "bpm"] }
+[[pipeline.sink]]
+name = "users"
+from = "route.userinfo"
+table = "users"
+mode = "append"
+"#,
+    );
+    assert_reported(
+        &problems(&path).await,
+        "sink \"users\" > from",
+        "stage `route` has no output port `userinfo` (its ports: bpm, unmatched, user_info)",
+    );
 }

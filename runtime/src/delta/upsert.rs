@@ -1,0 +1,414 @@
+//! The `upsert` sink mode: SCD type 1 change application (seed 002's
+//! `CDCUpserter` with `MERGE INTO`), safe against late and replayed events.
+//!
+//! An epoch's changes (one per key, as `cdc-upsert` emits them; a Boolean
+//! column marks deletes) are applied in two commits, each carrying the
+//! epoch's `txn` action so a replay skips what is already there:
+//!
+//! 1. **Tombstones** (`<table>_tombstones`: the key and ordering columns): a
+//!    delete newer than the key's tombstone records it; an upsert newer than
+//!    the tombstone removes it. So a tombstone exists exactly while a key's
+//!    newest known change is a delete.
+//! 2. **The table**: `MERGE` on the key where a change applies only if its
+//!    ordering value is greater than the stored row's (Spark's
+//!    `WHEN MATCHED AND s.ts > t.ts`): delete → `DELETE`, upsert → `UPDATE`
+//!    of every column, unknown key → `INSERT` (deletes of unknown keys
+//!    insert nothing). Before it, upserts not newer than the key's tombstone
+//!    are dropped, so an older change arriving after a delete does not bring
+//!    the row back. Deletes are never dropped by that filter: on a replay
+//!    after step 1 the epoch's own tombstones are already written.
+//!
+//! Ties (equal ordering values) keep what is stored, the same rule
+//! `cdc-upsert` applies inside a batch (the first change wins), so the
+//! result does not depend on where epochs end. The table's Change Data Feed
+//! (on by default) records the updates, inserts and deletes.
+
+use super::sink::{SinkTarget, quote};
+use super::{DeltaError, commit_info, table};
+use crate::pipeline::Upsert;
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::DeltaTable;
+use deltalake::datafusion::prelude::{DataFrame, SessionContext};
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Ordering column types: compared exactly by `>` in SQL.
+fn orderable(data_type: &DataType) -> bool {
+    data_type.is_integer()
+        || matches!(
+            data_type,
+            DataType::Timestamp(..)
+                | DataType::Date32
+                | DataType::Date64
+                | DataType::Decimal128(..)
+                | DataType::Decimal256(..)
+        )
+}
+
+/// Problems with the upsert columns of the port feeding the sink, as
+/// `(key under upsert, message)`.
+pub fn check_columns(port: &Schema, upsert: &Upsert) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut column =
+        |key: &str, name: &str, wanted: &dyn Fn(&DataType) -> bool, what: &str| match port
+            .field_with_name(name)
+        {
+            Err(_) => problems.push((
+                key.to_string(),
+                format!("column `{name}` is not in the stream"),
+            )),
+            Ok(field) if !wanted(field.data_type()) => problems.push((
+                key.to_string(),
+                format!("column `{name}` has type {}; {what}", field.data_type()),
+            )),
+            Ok(_) => {}
+        };
+    for key in &upsert.key {
+        column("key", key, &|_| true, "");
+    }
+    let ordering = "the ordering column must be an integer, decimal, timestamp or date \
+                    (`cdc-upsert` turns RFC 3339 text into timestamps)";
+    column("order_by", &upsert.order_by, &orderable, ordering);
+    let marker = "the delete marker must be Boolean";
+    column(
+        "deleted",
+        &upsert.deleted,
+        &|t| t == &DataType::Boolean,
+        marker,
+    );
+    problems
+}
+
+/// The tombstone table's columns: the key columns and the ordering column of
+/// the table's schema, none null.
+pub fn tombstone_schema(stored: &Schema, upsert: &Upsert) -> Result<SchemaRef, String> {
+    let fields = (upsert.key.iter().chain([&upsert.order_by]))
+        .map(|name| {
+            let field = stored
+                .field_with_name(name)
+                .map_err(|_| format!("no column `{name}`"))?;
+            Ok(Field::new(name, field.data_type().clone(), false))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Whether an existing tombstone table fits the sink's key and ordering
+/// columns (a missing one is created at start).
+pub async fn check_tombstones(stored: &Schema, upsert: &Upsert) -> Result<(), String> {
+    let Ok(wanted) = tombstone_schema(stored, upsert) else {
+        return Ok(()); // the missing columns are reported by `check_columns`
+    };
+    let path = &upsert.tombstones;
+    let Some(existing) = table::open(path).await.map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    let current = table::delta_schema(path, &existing).map_err(|e| e.to_string())?;
+    let wanted = table::to_delta_schema(&wanted)?;
+    table::check_fits(&current, &wanted).map_err(|reason| {
+        format!(
+            "{} does not fit the key and ordering columns: {reason}",
+            path.display()
+        )
+    })
+}
+
+/// Applies one epoch of changes (see the module docs) and returns the table
+/// at its new version. `batches` are the stage's rows, delete marker
+/// included; `properties` carry the epoch's `txn` and record.
+pub async fn write(
+    target: &SinkTarget,
+    upsert: &Upsert,
+    table: DeltaTable,
+    batches: Vec<RecordBatch>,
+    epoch: u64,
+    properties: CommitProperties,
+) -> Result<DeltaTable, DeltaError> {
+    let path = target.path.as_path();
+    let stored = table::arrow_schema(path, &table)?;
+    let changes = changes(path, upsert, &stored, &batches)?;
+    let Some(changes) = changes else {
+        return target
+            .append(table, vec![RecordBatch::new_empty(stored)], properties)
+            .await;
+    };
+    super::sink::check_unique_keys(path, std::slice::from_ref(&changes), &upsert.key)?;
+    let tombstones = table::open_existing(&upsert.tombstones).await?;
+    let (for_tombstones, for_table) =
+        applicable(path, upsert, &tombstones, &table, changes).await?;
+    let written = commit_info::committed_epoch(&upsert.tombstones, &tombstones, &target.app_id)
+        .await?
+        .is_some_and(|done| done >= epoch);
+    if !written {
+        let txn = Transaction::new(&target.app_id, i64::try_from(epoch).unwrap_or(i64::MAX));
+        let record =
+            serde_json::json!({"app_id": target.app_id, "epoch": epoch, "tombstones_of": path});
+        let properties = CommitProperties::default()
+            .with_application_transaction(txn)
+            .with_metadata([(commit_info::KEY.to_string(), record)]);
+        record_tombstones(upsert, tombstones, &for_tombstones, properties).await?;
+    }
+    apply(target, upsert, table, &stored, for_table, properties).await
+}
+
+/// The epoch's rows conformed to the table's columns, with the delete marker
+/// last; `None` when there are none. A null key, ordering value or marker is
+/// an error naming the column.
+fn changes(
+    path: &Path,
+    upsert: &Upsert,
+    stored: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Option<RecordBatch>, DeltaError> {
+    let schema_error = |reason: String| DeltaError::Schema {
+        table: path.to_path_buf(),
+        reason,
+    };
+    let mut conformed = Vec::new();
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        for name in upsert.key.iter().chain([&upsert.order_by, &upsert.deleted]) {
+            let column = batch.column_by_name(name).ok_or_else(|| {
+                schema_error(format!("upsert column `{name}` is missing from the stream"))
+            })?;
+            if column.null_count() > 0 {
+                let row = (0..column.len())
+                    .find(|&r| column.is_null(r))
+                    .unwrap_or_default();
+                return Err(schema_error(format!(
+                    "upsert column `{name}` is null in row {row} of the epoch's changes; \
+                     keys, ordering values and delete markers must be set (cdc-upsert rejects such events)"
+                )));
+            }
+        }
+        let marker = batch
+            .column_by_name(&upsert.deleted)
+            .expect("checked above");
+        if marker.data_type() != &DataType::Boolean {
+            return Err(schema_error(format!(
+                "upsert column `{}` is not Boolean",
+                upsert.deleted
+            )));
+        }
+        let rows = super::sink::conform(path, batch, stored)?;
+        let mut columns = rows.columns().to_vec();
+        columns.push(marker.clone());
+        let mut fields: Vec<_> = stored.fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(
+            &upsert.deleted,
+            DataType::Boolean,
+            false,
+        )));
+        let schema = Arc::new(Schema::new(fields));
+        conformed
+            .push(RecordBatch::try_new(schema, columns).map_err(|e| schema_error(e.to_string()))?);
+    }
+    let Some(first) = conformed.first() else {
+        return Ok(None);
+    };
+    arrow::compute::concat_batches(&first.schema(), &conformed)
+        .map(Some)
+        .map_err(|e| schema_error(e.to_string()))
+}
+
+/// The changes each commit applies: for the tombstones, `changes` without
+/// the upserts not newer than their key's tombstone (deletes all kept; see
+/// the module docs); for the table, those without the deletes of keys it
+/// does not hold. The second cut changes no result (such a delete matches
+/// nothing) but keeps the table's merge free of source rows no clause
+/// takes: with Change Data Feed on, deltalake 1.1 validates a null change
+/// row for each of them against the table's NOT NULL columns and fails.
+async fn applicable(
+    path: &Path,
+    upsert: &Upsert,
+    tombstones: &DeltaTable,
+    table: &DeltaTable,
+    changes: RecordBatch,
+) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>), DeltaError> {
+    let failed = |source| DeltaError::Query {
+        table: path.to_path_buf(),
+        operation: "upsert (tombstone check)",
+        source: Box::new(source),
+    };
+    let deletes = changes
+        .column_by_name(&upsert.deleted)
+        .map_or(0, |marker| marker.as_boolean().true_count());
+    let context = SessionContext::new();
+    for (name, source) in [("t", tombstones), ("m", table)] {
+        source
+            .update_datafusion_session(&context.state())
+            .map_err(|e| DeltaError::Delta {
+                table: path.to_path_buf(),
+                operation: "upsert (tombstone check)",
+                source: Box::new(e),
+            })?;
+        let provider = source.table_provider().await.map_err(failed)?;
+        context.register_table(name, provider).map_err(failed)?;
+    }
+    context.register_batch("s", changes).map_err(failed)?;
+    let (order, deleted) = (quote(&upsert.order_by), quote(&upsert.deleted));
+    let on = join_on(&upsert.key);
+    let sql = format!(
+        "SELECT s.* FROM s LEFT JOIN t ON {on} WHERE s.{deleted} OR t.{order} IS NULL OR s.{order} > t.{order}"
+    );
+    let for_tombstones = context
+        .sql(&sql)
+        .await
+        .map_err(failed)?
+        .collect()
+        .await
+        .map_err(failed)?;
+    if deletes == 0 {
+        return Ok((for_tombstones.clone(), for_tombstones));
+    }
+    let schema = for_tombstones.first().map(|b| b.schema());
+    let kept = arrow::compute::concat_batches(
+        &schema.unwrap_or_else(|| Arc::new(Schema::empty())),
+        &for_tombstones,
+    )
+    .map_err(|e| DeltaError::Schema {
+        table: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    context.register_batch("a", kept).map_err(failed)?;
+    let held = equal_keys(&upsert.key, "m", "a");
+    let sql =
+        format!("SELECT a.* FROM a WHERE NOT a.{deleted} OR EXISTS (SELECT 1 FROM m WHERE {held})");
+    let for_table = context
+        .sql(&sql)
+        .await
+        .map_err(failed)?
+        .collect()
+        .await
+        .map_err(failed)?;
+    Ok((for_tombstones, for_table))
+}
+
+/// Step 1: tombstones for the newer deletes, none for keys with a newer upsert.
+async fn record_tombstones(
+    upsert: &Upsert,
+    tombstones: DeltaTable,
+    changes: &[RecordBatch],
+    properties: CommitProperties,
+) -> Result<(), DeltaError> {
+    let path = &upsert.tombstones;
+    let (order, deleted) = (quote(&upsert.order_by), quote(&upsert.deleted));
+    let newer = format!("s.{order} > t.{order}");
+    let source = source(path, changes.to_vec())?;
+    let columns: Vec<&String> = upsert.key.iter().chain([&upsert.order_by]).collect();
+    let failed = |source| DeltaError::Delta {
+        table: path.clone(),
+        operation: "record tombstones",
+        source: Box::new(source),
+    };
+    tombstones
+        .merge(source, join_on(&upsert.key))
+        .with_source_alias("s")
+        .with_target_alias("t")
+        .with_writer_properties(table::writer_properties())
+        .with_commit_properties(properties)
+        .when_matched_update(|update| {
+            update
+                .predicate(format!("s.{deleted} AND {newer}"))
+                .update(upsert.order_by.clone(), format!("s.{order}"))
+        })
+        .map_err(failed)?
+        .when_matched_delete(|delete| delete.predicate(format!("NOT s.{deleted} AND {newer}")))
+        .map_err(failed)?
+        .when_not_matched_insert(|mut insert| {
+            insert = insert.predicate(format!("s.{deleted}"));
+            for column in &columns {
+                insert = insert.set((*column).clone(), format!("s.{}", quote(column)));
+            }
+            insert
+        })
+        .map_err(failed)?
+        .await
+        .map_err(failed)?;
+    Ok(())
+}
+
+/// Step 2: the changes newer than the stored rows, applied to the table.
+async fn apply(
+    target: &SinkTarget,
+    upsert: &Upsert,
+    table: DeltaTable,
+    stored: &SchemaRef,
+    changes: Vec<RecordBatch>,
+    properties: CommitProperties,
+) -> Result<DeltaTable, DeltaError> {
+    let path = target.path.as_path();
+    if changes.iter().all(|b| b.num_rows() == 0) {
+        return target
+            .append(
+                table,
+                vec![RecordBatch::new_empty(stored.clone())],
+                properties,
+            )
+            .await;
+    }
+    let (order, deleted) = (quote(&upsert.order_by), quote(&upsert.deleted));
+    let newer = format!("s.{order} > t.{order}");
+    let columns: Vec<String> = stored.fields().iter().map(|f| f.name().clone()).collect();
+    let failed = |source| DeltaError::Delta {
+        table: path.to_path_buf(),
+        operation: "upsert",
+        source: Box::new(source),
+    };
+    let (table, _metrics) = table
+        .merge(source(path, changes)?, join_on(&upsert.key))
+        .with_source_alias("s")
+        .with_target_alias("t")
+        .with_writer_properties(table::writer_properties())
+        .with_commit_properties(properties)
+        .when_matched_delete(|delete| delete.predicate(format!("s.{deleted} AND {newer}")))
+        .map_err(failed)?
+        .when_matched_update(|mut update| {
+            update = update.predicate(format!("NOT s.{deleted} AND {newer}"));
+            for column in columns.iter().filter(|c| !upsert.key.contains(c)) {
+                update = update.update(column.clone(), format!("s.{}", quote(column)));
+            }
+            update
+        })
+        .map_err(failed)?
+        .when_not_matched_insert(|mut insert| {
+            insert = insert.predicate(format!("NOT s.{deleted}"));
+            for column in &columns {
+                insert = insert.set(column.clone(), format!("s.{}", quote(column)));
+            }
+            insert
+        })
+        .map_err(failed)?
+        .await
+        .map_err(failed)?;
+    Ok(table)
+}
+
+/// `t.k1 = s.k1 AND ...` for aliases `t` and `s`.
+fn join_on(key: &[String]) -> String {
+    equal_keys(key, "t", "s")
+}
+
+/// `left.k1 = right.k1 AND ...`.
+fn equal_keys(key: &[String], left: &str, right: &str) -> String {
+    key.iter()
+        .map(|k| format!("{left}.{} = {right}.{}", quote(k), quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// A merge source over `batches`.
+fn source(path: &Path, batches: Vec<RecordBatch>) -> Result<DataFrame, DeltaError> {
+    SessionContext::new()
+        .read_batches(batches)
+        .map_err(|source| DeltaError::Query {
+            table: path.to_path_buf(),
+            operation: "upsert",
+            source: Box::new(source),
+        })
+}
+
+#[cfg(test)]
+mod tests;
