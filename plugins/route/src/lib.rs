@@ -96,7 +96,7 @@ impl Plugin for Router {
                 );
                 return Err(PluginError::bad_config(key, message));
             }
-            if port == UNMATCHED_PORT || port == "in" {
+            if port == UNMATCHED_PORT || port == REJECTED_PORT || port == "in" {
                 let message = format!("`{port}` is reserved; give this route another port name");
                 return Err(PluginError::bad_config(key, message));
             }

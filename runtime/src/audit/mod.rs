@@ -88,13 +88,13 @@ pub fn audit_file(file: &PipelineFile) -> Result<FileAudit, AuditError> {
         let declared = pipeline
             .sinks
             .iter()
-            .map(|s| (s.name.as_str(), &s.table, s.mode == SinkMode::Merge));
-        for (name, table, merge) in
-            declared.chain([("dead_letters", &pipeline.dead_letters, false)])
+            .map(|s| (s.name.as_str(), &s.table, s.mode));
+        for (name, table, mode) in
+            declared.chain([("dead_letters", &pipeline.dead_letters, SinkMode::Append)])
         {
             let app_id = pipeline.app_id(name);
             let commits = match log_of(table)? {
-                Some(log) => sink_commits(&log, &app_id, merge)?,
+                Some(log) => sink_commits(&log, &app_id, mode)?,
                 None => Vec::new(),
             };
             sinks.push(SinkHistory {
@@ -131,7 +131,7 @@ pub fn audit_file(file: &PipelineFile) -> Result<FileAudit, AuditError> {
 fn sink_commits(
     log: &delta_log::TableLog,
     app_id: &str,
-    merge: bool,
+    mode: SinkMode,
 ) -> Result<Vec<SinkCommit>, AuditError> {
     let mut commits = Vec::new();
     for commit in &log.commits {
@@ -145,14 +145,16 @@ fn sink_commits(
                 version: commit.version,
                 reason: e.to_string(),
             })?;
-        let rows_found = if merge {
-            commit
+        let rows_found = match mode {
+            SinkMode::Merge => commit
                 .metrics
                 .as_ref()
                 .and_then(|m| m.get("num_source_rows").or_else(|| m.get("numSourceRows")))
-                .and_then(|v| v.as_u64())
-        } else {
-            Some(commit.added_rows())
+                .and_then(|v| v.as_u64()),
+            SinkMode::Append => Some(commit.added_rows()),
+            // The merge applies only the changes newer than the stored rows
+            // and tombstones, so its source rows are not the epoch's rows.
+            SinkMode::Upsert => None,
         };
         commits.push(SinkCommit {
             table_version: commit.version,

@@ -166,14 +166,14 @@ impl SinkTarget {
                     update = update.predicate(when);
                 }
                 for (column, expression) in updates {
-                    update = update.update(column, expression);
+                    update = update.update(target_column(&column), expression);
                 }
                 update
             })
             .map_err(|source| self.failed("merge", source))?
             .when_not_matched_insert(|mut insert| {
                 for column in &columns {
-                    insert = insert.set(column.clone(), format!("s.{}", quote(column)));
+                    insert = insert.set(target_column(column), format!("s.{}", quote(column)));
                 }
                 insert
             })
@@ -292,6 +292,12 @@ impl Sink for DeltaSink {
     }
 }
 
+/// A merge target column by its exact name: a name with a dot stays one
+/// column (deltalake reads a plain string as `relation.column`).
+pub(super) fn target_column(name: &str) -> deltalake::datafusion::common::Column {
+    deltalake::datafusion::common::Column::new_unqualified(name)
+}
+
 /// Quotes a column name for a SQL expression.
 pub(super) fn quote(column: &str) -> String {
     format!("\"{}\"", column.replace('"', "\"\""))
@@ -405,7 +411,7 @@ pub(super) fn check_unique_keys(
                 return Err(DeltaError::Schema {
                     table: path.to_path_buf(),
                     reason: format!(
-                        "merge key ({}) = ({}) appears more than once in one epoch; the stage feeding a merge sink must emit one row per key",
+                        "merge key ({}) = ({}) appears more than once in one epoch; the stage feeding a merge or upsert sink must emit one row per key (cdc-upsert does, for change events)",
                         keys.join(", "),
                         key.join(", ")
                     ),

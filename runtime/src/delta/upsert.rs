@@ -6,24 +6,25 @@
 //! epoch's `txn` action so a replay skips what is already there:
 //!
 //! 1. **Tombstones** (`<table>_tombstones`: the key and ordering columns): a
-//!    delete newer than the key's tombstone records it; an upsert newer than
-//!    the tombstone removes it. So a tombstone exists exactly while a key's
-//!    newest known change is a delete.
+//!    delete newer than the stored row and the key's tombstone records it;
+//!    an upsert newer than the tombstone removes it. So a tombstone exists
+//!    exactly while a key's newest known change is a delete.
 //! 2. **The table**: `MERGE` on the key where a change applies only if its
 //!    ordering value is greater than the stored row's (Spark's
 //!    `WHEN MATCHED AND s.ts > t.ts`): delete → `DELETE`, upsert → `UPDATE`
-//!    of every column, unknown key → `INSERT` (deletes of unknown keys
-//!    insert nothing). Before it, upserts not newer than the key's tombstone
-//!    are dropped, so an older change arriving after a delete does not bring
-//!    the row back. Deletes are never dropped by that filter: on a replay
-//!    after step 1 the epoch's own tombstones are already written.
+//!    of every column, unknown key → `INSERT`. Before it, upserts not newer
+//!    than the key's tombstone are dropped, so an older change arriving
+//!    after a delete does not bring the row back, and so are deletes of keys
+//!    the table does not hold (see [`applicable`]). Deletes are never
+//!    dropped for a tombstone: on a replay after step 1 the epoch's own
+//!    tombstones are already written.
 //!
 //! Ties (equal ordering values) keep what is stored, the same rule
 //! `cdc-upsert` applies inside a batch (the first change wins), so the
 //! result does not depend on where epochs end. The table's Change Data Feed
 //! (on by default) records the updates, inserts and deletes.
 
-use super::sink::{SinkTarget, quote};
+use super::sink::{SinkTarget, quote, target_column};
 use super::{DeltaError, commit_info, table};
 use crate::pipeline::Upsert;
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -142,7 +143,7 @@ pub async fn write(
     let written = commit_info::committed_epoch(&upsert.tombstones, &tombstones, &target.app_id)
         .await?
         .is_some_and(|done| done >= epoch);
-    if !written {
+    if !written && !for_tombstones.is_empty() {
         let txn = Transaction::new(&target.app_id, i64::try_from(epoch).unwrap_or(i64::MAX));
         let record =
             serde_json::json!({"app_id": target.app_id, "epoch": epoch, "tombstones_of": path});
@@ -213,13 +214,23 @@ fn changes(
         .map_err(|e| schema_error(e.to_string()))
 }
 
-/// The changes each commit applies: for the tombstones, `changes` without
-/// the upserts not newer than their key's tombstone (deletes all kept; see
-/// the module docs); for the table, those without the deletes of keys it
-/// does not hold. The second cut changes no result (such a delete matches
-/// nothing) but keeps the table's merge free of source rows no clause
-/// takes: with Change Data Feed on, deltalake 1.1 validates a null change
-/// row for each of them against the table's NOT NULL columns and fails.
+/// The changes each commit applies (see the module docs), from one query of
+/// `changes` against the tombstones `t` and, when the epoch deletes, the
+/// stored rows' keys and ordering values `m`:
+///
+/// - for the tombstones: deletes newer than both the stored row and the
+///   tombstone (a late or tied delete of a live key leaves none), and
+///   upserts newer than an existing tombstone (which they remove); key,
+///   ordering and marker columns only;
+/// - for the table: upserts newer than their key's tombstone, and deletes of
+///   keys the table holds with an older ordering value.
+///
+/// Every row handed to a merge is taken by one of its clauses: with Change
+/// Data Feed on, deltalake 1.1 validates a null change row for each source
+/// row no clause takes against the table's NOT NULL columns and fails.
+/// Replay-safe: only the tombstones can have changed since the first try
+/// (step 1 done, step 2 not), and the table's rows computed from them stay
+/// the same (an upsert that removed a tombstone was newer than it).
 async fn applicable(
     path: &Path,
     upsert: &Upsert,
@@ -249,40 +260,62 @@ async fn applicable(
     }
     context.register_batch("s", changes).map_err(failed)?;
     let (order, deleted) = (quote(&upsert.order_by), quote(&upsert.deleted));
-    let on = join_on(&upsert.key);
-    let sql = format!(
-        "SELECT s.* FROM s LEFT JOIN t ON {on} WHERE s.{deleted} OR t.{order} IS NULL OR s.{order} > t.{order}"
+    let first_key = quote(&upsert.key[0]);
+    let tomb_newer = format!("(t.{first_key} IS NULL OR s.{order} > t.{order})");
+    // Without deletes, the stored rows do not matter: skip their scan.
+    let (held_join, stored_older) = if deletes > 0 {
+        let columns = (upsert.key.iter().chain([&upsert.order_by]))
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (
+            format!(
+                "LEFT JOIN (SELECT {columns} FROM m) AS m ON {}",
+                equal_keys(&upsert.key, "s", "m")
+            ),
+            format!("(m.{first_key} IS NULL OR s.{order} > m.{order})"),
+        )
+    } else {
+        (String::new(), "TRUE".to_string())
+    };
+    let held = if deletes > 0 {
+        format!("m.{first_key} IS NOT NULL")
+    } else {
+        "FALSE".to_string()
+    };
+    let joined = format!(
+        "FROM s LEFT JOIN t ON {} {held_join}",
+        equal_keys(&upsert.key, "s", "t")
     );
-    let for_tombstones = context
-        .sql(&sql)
-        .await
-        .map_err(failed)?
-        .collect()
-        .await
-        .map_err(failed)?;
-    if deletes == 0 {
-        return Ok((for_tombstones.clone(), for_tombstones));
+    let table_rows = format!(
+        "SELECT s.* {joined} WHERE (NOT s.{deleted} AND {tomb_newer}) \
+         OR (s.{deleted} AND {held} AND {stored_older})"
+    );
+    let tombstone_columns = (upsert.key.iter().chain([&upsert.order_by, &upsert.deleted]))
+        .map(|c| format!("s.{}", quote(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let tombstone_rows = format!(
+        "SELECT {tombstone_columns} {joined} WHERE (s.{deleted} AND {stored_older} AND {tomb_newer}) \
+         OR (NOT s.{deleted} AND t.{first_key} IS NOT NULL AND s.{order} > t.{order})"
+    );
+    let mut results = Vec::new();
+    for sql in [tombstone_rows, table_rows] {
+        let rows = context
+            .sql(&sql)
+            .await
+            .map_err(failed)?
+            .collect()
+            .await
+            .map_err(failed)?;
+        results.push(
+            rows.into_iter()
+                .filter(|b| b.num_rows() > 0)
+                .collect::<Vec<_>>(),
+        );
     }
-    let schema = for_tombstones.first().map(|b| b.schema());
-    let kept = arrow::compute::concat_batches(
-        &schema.unwrap_or_else(|| Arc::new(Schema::empty())),
-        &for_tombstones,
-    )
-    .map_err(|e| DeltaError::Schema {
-        table: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    context.register_batch("a", kept).map_err(failed)?;
-    let held = equal_keys(&upsert.key, "m", "a");
-    let sql =
-        format!("SELECT a.* FROM a WHERE NOT a.{deleted} OR EXISTS (SELECT 1 FROM m WHERE {held})");
-    let for_table = context
-        .sql(&sql)
-        .await
-        .map_err(failed)?
-        .collect()
-        .await
-        .map_err(failed)?;
+    let for_table = results.pop().expect("two queries");
+    let for_tombstones = results.pop().expect("two queries");
     Ok((for_tombstones, for_table))
 }
 
@@ -312,7 +345,7 @@ async fn record_tombstones(
         .when_matched_update(|update| {
             update
                 .predicate(format!("s.{deleted} AND {newer}"))
-                .update(upsert.order_by.clone(), format!("s.{order}"))
+                .update(target_column(&upsert.order_by), format!("s.{order}"))
         })
         .map_err(failed)?
         .when_matched_delete(|delete| delete.predicate(format!("NOT s.{deleted} AND {newer}")))
@@ -320,7 +353,7 @@ async fn record_tombstones(
         .when_not_matched_insert(|mut insert| {
             insert = insert.predicate(format!("s.{deleted}"));
             for column in &columns {
-                insert = insert.set((*column).clone(), format!("s.{}", quote(column)));
+                insert = insert.set(target_column(column), format!("s.{}", quote(column)));
             }
             insert
         })
@@ -368,7 +401,7 @@ async fn apply(
         .when_matched_update(|mut update| {
             update = update.predicate(format!("NOT s.{deleted} AND {newer}"));
             for column in columns.iter().filter(|c| !upsert.key.contains(c)) {
-                update = update.update(column.clone(), format!("s.{}", quote(column)));
+                update = update.update(target_column(column), format!("s.{}", quote(column)));
             }
             update
         })
@@ -376,7 +409,7 @@ async fn apply(
         .when_not_matched_insert(|mut insert| {
             insert = insert.predicate(format!("NOT s.{deleted}"));
             for column in &columns {
-                insert = insert.set(column.clone(), format!("s.{}", quote(column)));
+                insert = insert.set(target_column(column), format!("s.{}", quote(column)));
             }
             insert
         })

@@ -482,6 +482,13 @@ fn resolve_sink(
                 let at = format!("{location} > upsert.key");
                 problems.push(at, "needs at least one key column");
             }
+            if upsert.key.contains(&upsert.order_by) {
+                let message = format!(
+                    "`{}` is a key column; the ordering column must be another one (a key's changes would always tie)",
+                    upsert.order_by
+                );
+                problems.push(format!("{location} > upsert.order_by"), message);
+            }
             if upsert.key.contains(&upsert.deleted) || upsert.order_by == upsert.deleted {
                 let message = format!(
                     "`{}` marks deletes; it cannot also be a key or the ordering column",
@@ -657,6 +664,43 @@ merge = { on = ["k"] }
             problems
                 .iter()
                 .any(|p| p.message.contains("not declared before this point")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn an_upsert_sink_resolves_its_tombstones_and_refuses_ambiguous_columns() {
+        let upsert = MINIMAL.replace(
+            "mode = \"merge\"\nmerge = { on = [\"k\"] }",
+            "mode = \"upsert\"\nupsert = { key = [\"k\"], order_by = \"ts\" }",
+        );
+        let file = parse_text(&upsert).unwrap();
+        let resolved = file.pipelines[0].sinks[0].upsert.clone().unwrap();
+        assert_eq!(
+            resolved.tombstones,
+            Path::new("/pipelines/tables/s_tombstones")
+        );
+        assert_eq!(resolved.deleted, "_deleted");
+
+        let bad = upsert.replace("order_by = \"ts\"", "order_by = \"k\", deleted = \"k\"");
+        let problems = parse_text(&bad).unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|p| p.contains("upsert.order_by: `k` is a key column")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|p| p.contains("upsert.deleted: `k` marks deletes")),
+            "{text:?}"
+        );
+        let merge_table = upsert.replace("mode = \"upsert\"", "mode = \"merge\"");
+        let problems = parse_text(&merge_table).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("only applies to mode = \"upsert\"")),
             "{problems:?}"
         );
     }
