@@ -3,6 +3,7 @@
 //! suite. Each module covers one area; run one with
 //! `cargo test --release -p weir-tests --test all MODULE::`.
 
+mod change_feed;
 mod cli;
 mod crash_safety;
 mod docs_keys;
