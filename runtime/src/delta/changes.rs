@@ -138,7 +138,9 @@ pub async fn check_readable(path: &Path, version: u64) -> Result<(), DeltaError>
 /// (`schema`: the table's columns as the reader wants them; files missing a
 /// nullable column read it as null). `None` when the version is not in the
 /// log (never written, or removed by log cleanup: an error for the caller
-/// when it should be there).
+/// when it should be there). A `metaData` action in the version is checked
+/// here; the configuration in force before the first version a reader reads
+/// is the caller's to check, with [`check_readable`].
 pub async fn read_version(
     path: &Path,
     table: &DeltaTable,
