@@ -51,8 +51,10 @@ pub async fn create_missing(file: &PreparedFile) -> Result<Vec<std::path::PathBu
                             reason,
                         })
                     })?;
-                let properties = [("delta.checkpointInterval", "10")]
+                // No Change Data Feed: nothing reads the tombstones' changes.
+                let properties = DEFAULT_PROPERTIES
                     .iter()
+                    .filter(|(k, _)| *k != "delta.enableChangeDataFeed")
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 wanted.push((upsert.tombstones.clone(), tombstones, vec![], properties));

@@ -13,7 +13,7 @@ use crate::run::epoch::EpochPlan;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
 use deltalake::DeltaTable;
-use deltalake::datafusion::prelude::SessionContext;
+use deltalake::datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
@@ -100,26 +100,14 @@ impl SinkTarget {
         properties: CommitProperties,
     ) -> Result<DeltaTable, DeltaError> {
         check_unique_keys(&self.path, &batches, &merge.on)?;
-        let context = SessionContext::new();
-        let source = context
-            .read_batches(batches.clone())
-            .map_err(|source| DeltaError::Query {
-                table: self.path.clone(),
-                operation: "merge",
-                source: Box::new(source),
-            })?;
+        let source = merge_source(&self.path, batches.clone(), "merge")?;
         let columns: Vec<String> = batches[0]
             .schema()
             .fields()
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let predicate = merge
-            .on
-            .iter()
-            .map(|k| format!("t.{} = s.{}", quote(k), quote(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let predicate = equal_keys(&merge.on, "t", "s");
         let written: Vec<(String, String)> = if merge.update.is_empty() {
             columns
                 .iter()
@@ -296,6 +284,30 @@ impl Sink for DeltaSink {
 /// column (deltalake reads a plain string as `relation.column`).
 pub(super) fn target_column(name: &str) -> deltalake::datafusion::common::Column {
     deltalake::datafusion::common::Column::new_unqualified(name)
+}
+
+/// `left.k1 = right.k1 AND ...`: the rows of aliases `left` and `right`
+/// whose key columns are equal.
+pub(super) fn equal_keys(key: &[String], left: &str, right: &str) -> String {
+    key.iter()
+        .map(|k| format!("{left}.{} = {right}.{}", quote(k), quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// A merge source (the `s` side) over `batches`.
+pub(super) fn merge_source(
+    path: &Path,
+    batches: Vec<RecordBatch>,
+    operation: &'static str,
+) -> Result<DataFrame, DeltaError> {
+    SessionContext::new()
+        .read_batches(batches)
+        .map_err(|source| DeltaError::Query {
+            table: path.to_path_buf(),
+            operation,
+            source: Box::new(source),
+        })
 }
 
 /// Quotes a column name for a SQL expression.

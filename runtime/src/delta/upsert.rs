@@ -24,13 +24,13 @@
 //! result does not depend on where epochs end. The table's Change Data Feed
 //! (on by default) records the updates, inserts and deletes.
 
-use super::sink::{SinkTarget, quote, target_column};
+use super::sink::{SinkTarget, equal_keys, merge_source, quote, target_column};
 use super::{DeltaError, commit_info, table};
 use crate::pipeline::Upsert;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::DeltaTable;
-use deltalake::datafusion::prelude::{DataFrame, SessionContext};
+use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use std::path::Path;
@@ -263,7 +263,7 @@ async fn applicable(
     let first_key = quote(&upsert.key[0]);
     let tomb_newer = format!("(t.{first_key} IS NULL OR s.{order} > t.{order})");
     // Without deletes, the stored rows do not matter: skip their scan.
-    let (held_join, stored_older) = if deletes > 0 {
+    let (held_join, held, stored_older) = if deletes > 0 {
         let columns = (upsert.key.iter().chain([&upsert.order_by]))
             .map(|c| quote(c))
             .collect::<Vec<_>>()
@@ -273,15 +273,11 @@ async fn applicable(
                 "LEFT JOIN (SELECT {columns} FROM m) AS m ON {}",
                 equal_keys(&upsert.key, "s", "m")
             ),
+            format!("m.{first_key} IS NOT NULL"),
             format!("(m.{first_key} IS NULL OR s.{order} > m.{order})"),
         )
     } else {
-        (String::new(), "TRUE".to_string())
-    };
-    let held = if deletes > 0 {
-        format!("m.{first_key} IS NOT NULL")
-    } else {
-        "FALSE".to_string()
+        (String::new(), "FALSE".to_string(), "TRUE".to_string())
     };
     let joined = format!(
         "FROM s LEFT JOIN t ON {} {held_join}",
@@ -329,7 +325,7 @@ async fn record_tombstones(
     let path = &upsert.tombstones;
     let (order, deleted) = (quote(&upsert.order_by), quote(&upsert.deleted));
     let newer = format!("s.{order} > t.{order}");
-    let source = source(path, changes.to_vec())?;
+    let source = merge_source(path, changes.to_vec(), "record tombstones")?;
     let columns: Vec<&String> = upsert.key.iter().chain([&upsert.order_by]).collect();
     let failed = |source| DeltaError::Delta {
         table: path.clone(),
@@ -337,7 +333,7 @@ async fn record_tombstones(
         source: Box::new(source),
     };
     tombstones
-        .merge(source, join_on(&upsert.key))
+        .merge(source, equal_keys(&upsert.key, "t", "s"))
         .with_source_alias("s")
         .with_target_alias("t")
         .with_writer_properties(table::writer_properties())
@@ -391,7 +387,10 @@ async fn apply(
         source: Box::new(source),
     };
     let (table, _metrics) = table
-        .merge(source(path, changes)?, join_on(&upsert.key))
+        .merge(
+            merge_source(path, changes, "upsert")?,
+            equal_keys(&upsert.key, "t", "s"),
+        )
         .with_source_alias("s")
         .with_target_alias("t")
         .with_writer_properties(table::writer_properties())
@@ -417,30 +416,6 @@ async fn apply(
         .await
         .map_err(failed)?;
     Ok(table)
-}
-
-/// `t.k1 = s.k1 AND ...` for aliases `t` and `s`.
-fn join_on(key: &[String]) -> String {
-    equal_keys(key, "t", "s")
-}
-
-/// `left.k1 = right.k1 AND ...`.
-fn equal_keys(key: &[String], left: &str, right: &str) -> String {
-    key.iter()
-        .map(|k| format!("{left}.{} = {right}.{}", quote(k), quote(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ")
-}
-
-/// A merge source over `batches`.
-fn source(path: &Path, batches: Vec<RecordBatch>) -> Result<DataFrame, DeltaError> {
-    SessionContext::new()
-        .read_batches(batches)
-        .map_err(|source| DeltaError::Query {
-            table: path.to_path_buf(),
-            operation: "upsert",
-            source: Box::new(source),
-        })
 }
 
 #[cfg(test)]

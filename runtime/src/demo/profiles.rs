@@ -179,20 +179,26 @@ fn bpm(rng: &mut Rng, user_id: i64, clock: i64) -> Message {
     }
 }
 
-/// The users table an SCD type 1 upsert must end with after `messages`, in
-/// produce order: per user the change with the greatest timestamp, the
-/// first one on a tie; users whose latest change is a delete are absent.
-pub fn latest_state(messages: &[Message]) -> BTreeMap<i64, UserChange> {
-    let mut latest: BTreeMap<i64, &UserChange> = BTreeMap::new();
+/// Each user's newest change after `messages`, in produce order: the change
+/// with the greatest timestamp, the first one on a tie (deletes included).
+pub fn newest_changes(messages: &[Message]) -> BTreeMap<i64, &UserChange> {
+    let mut newest: BTreeMap<i64, &UserChange> = BTreeMap::new();
     for change in messages.iter().filter_map(|m| m.change.as_ref()) {
-        match latest.get(&change.user_id) {
+        match newest.get(&change.user_id) {
             Some(held) if held.millis >= change.millis => {}
             _ => {
-                latest.insert(change.user_id, change);
+                newest.insert(change.user_id, change);
             }
         }
     }
-    latest
+    newest
+}
+
+/// The users table an SCD type 1 upsert must end with after `messages`:
+/// each user's [`newest_changes`] entry, users whose newest change is a
+/// delete absent.
+pub fn latest_state(messages: &[Message]) -> BTreeMap<i64, UserChange> {
+    newest_changes(messages)
         .into_iter()
         .filter(|(_, c)| c.update_type != "delete")
         .map(|(id, c)| (id, c.clone()))

@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 use weir_runtime::delta::query::query;
-use weir_runtime::demo::profiles::{Message, TOPICS, UserChange, latest_state, multiplex};
+use weir_runtime::demo::profiles::{
+    Message, TOPICS, UserChange, latest_state, multiplex, newest_changes,
+};
 use weir_runtime::kafka::producer;
 use weir_runtime::pipeline;
 use weir_tests::orders::{OrdersFixture, strings};
@@ -92,24 +94,11 @@ async fn silver_users_hold_the_latest_state_of_every_user_across_runs() {
     assert_eq!(silver_users(&fixture).await, expected(&state));
 
     // Tombstones: exactly the users whose newest change is a delete.
-    let mut deleted: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut newest: BTreeMap<i64, (i64, bool)> = BTreeMap::new();
-    for change in messages.iter().filter_map(|m| m.change.as_ref()) {
-        if newest
-            .get(&change.user_id)
-            .is_none_or(|(at, _)| change.millis > *at)
-        {
-            newest.insert(
-                change.user_id,
-                (change.millis, change.update_type == "delete"),
-            );
-        }
-    }
-    for (user, (at, is_delete)) in newest {
-        if is_delete {
-            deleted.insert(user, at * 1000);
-        }
-    }
+    let deleted: BTreeMap<i64, i64> = newest_changes(&messages)
+        .into_iter()
+        .filter(|(_, c)| c.update_type == "delete")
+        .map(|(user, c)| (user, c.millis * 1000))
+        .collect();
     let tombstones = query(
         &fixture.table("silver_users_tombstones"),
         "SELECT user_id, CAST(\"timestamp\" AS BIGINT) FROM t ORDER BY user_id",
