@@ -8,7 +8,7 @@ mod plugin_build;
 
 use std::path::{Path, PathBuf};
 
-const PLUGINS: [&str; 9] = [
+const PLUGINS: [&str; 10] = [
     "parse-json",
     "parse-csv",
     "filter-paid",
@@ -16,6 +16,7 @@ const PLUGINS: [&str; 9] = [
     "join",
     "route",
     "cdc-upsert",
+    "denormalize-profile",
     "misbehave",
     "drift",
 ];

@@ -19,6 +19,7 @@ pub fn wasm_path(plugin: &str) -> PathBuf {
         "join" => env!("WEIR_WASM_JOIN"),
         "route" => env!("WEIR_WASM_ROUTE"),
         "cdc-upsert" => env!("WEIR_WASM_CDC_UPSERT"),
+        "denormalize-profile" => env!("WEIR_WASM_DENORMALIZE_PROFILE"),
         "misbehave" => env!("WEIR_WASM_MISBEHAVE"),
         "drift" => env!("WEIR_WASM_DRIFT"),
         other => panic!("no test component called {other}"),

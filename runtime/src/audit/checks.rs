@@ -464,6 +464,12 @@ fn summarize(
             let records = counts.map_or(0, |c| c.source_records);
             add(table.clone(), first, last + 1, records, 0, 0);
         }
+        SourceRange::Changes { tables } => {
+            for t in tables {
+                let version = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                add(t.describe(), version(t.first), version(t.end), t.rows, 0, 0);
+            }
+        }
         SourceRange::Files { dir, files, .. } => {
             // Each file is a stream of records, read whole by one epoch or
             // in consecutive parts by several.
@@ -511,6 +517,10 @@ fn check_counts(
         Some(SourceRange::Files { files, .. }) => Some((
             files.iter().map(|f| f.records).sum(),
             "records in its landed files".to_string(),
+        )),
+        Some(SourceRange::Changes { tables }) => Some((
+            tables.iter().map(|t| t.rows).sum(),
+            "change rows in its table ranges".to_string(),
         )),
         Some(SourceRange::Delta { table, first, last }) => history
             .source_versions

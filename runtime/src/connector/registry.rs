@@ -4,9 +4,11 @@
 //! variant in `run/epoch.rs`); the epoch runner stays untouched.
 
 use super::{Reach, Sink, Source};
+use crate::delta::change_source::ChangeSource;
 use crate::delta::epoch_source::DeltaEpochSource;
 use crate::delta::sink::{DeltaSink, SinkTarget};
 use crate::kafka::epoch_source::{KafkaEpochSource, KafkaSourceSpec};
+use crate::kafka::sink::KafkaTopicSink;
 use crate::landing::epoch_source::LandingSource;
 use crate::pipeline::spec::SinkMode;
 use crate::pipeline::{PortRef, PreparedFile, PreparedPipeline, Source as SourceSpec};
@@ -54,6 +56,16 @@ pub async fn open_source(
             resume,
             reach.once(),
         )?),
+        SourceSpec::Changes(spec) => {
+            let output = prepared
+                .schemas
+                .get(&PortRef::Source)
+                .cloned()
+                .ok_or_else(|| RunError::SourceSchemaUnknown {
+                    pipeline: pipeline.name.clone(),
+                })?;
+            Box::new(ChangeSource::open(&pipeline.name, spec, output, resume, reach).await?)
+        }
         SourceSpec::Delta {
             table,
             start,
@@ -65,8 +77,13 @@ pub async fn open_source(
     })
 }
 
-/// Opens every sink of the pipeline, then its dead-letter sink (always last).
-pub async fn open_sinks(prepared: &PreparedPipeline) -> Result<Vec<Box<dyn Sink>>, RunError> {
+/// Opens every sink of the pipeline (Delta sinks, then Kafka sinks), then
+/// its dead-letter sink (always last). `checkpoint` is the pipeline's
+/// checkpoint directory.
+pub async fn open_sinks(
+    prepared: &PreparedPipeline,
+    checkpoint: &std::path::Path,
+) -> Result<Vec<Box<dyn Sink>>, RunError> {
     let pipeline = &prepared.spec;
     let failed = |source| RunError::Delta {
         pipeline: pipeline.name.clone(),
@@ -86,6 +103,13 @@ pub async fn open_sinks(prepared: &PreparedPipeline) -> Result<Vec<Box<dyn Sink>
             .map_err(failed)?;
         sinks.push(Box::new(opened));
     }
+    for sink in &pipeline.kafka_sinks {
+        sinks.push(Box::new(KafkaTopicSink::open(
+            &pipeline.name,
+            sink,
+            checkpoint,
+        )?));
+    }
     let dead = SinkTarget {
         path: pipeline.dead_letters.clone(),
         app_id: pipeline.app_id("dead_letters"),
@@ -104,5 +128,16 @@ pub async fn open_sinks(prepared: &PreparedPipeline) -> Result<Vec<Box<dyn Sink>
 /// (sequentially, so pipelines sharing a table never race to create it).
 pub async fn prepare_sinks(file: &PreparedFile) -> Result<(), RunError> {
     crate::delta::provision::create_missing(file).await?;
+    for prepared in &file.pipelines {
+        let pipeline = &prepared.spec;
+        for sink in &pipeline.kafka_sinks {
+            crate::kafka::producer::ensure_topic(&sink.connection, &sink.topic, sink.partitions)
+                .await
+                .map_err(|source| RunError::Kafka {
+                    pipeline: pipeline.name.clone(),
+                    source,
+                })?;
+        }
+    }
     Ok(())
 }

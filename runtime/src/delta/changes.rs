@@ -162,17 +162,7 @@ pub async fn read_version(
     else {
         return Ok(None);
     };
-    let commit_path = path.join("_delta_log").join(format!("{version:020}.json"));
-    let committed = std::fs::metadata(&commit_path)
-        .and_then(|m| m.modified())
-        .map_err(|e| DeltaError::Location {
-            table: path.to_path_buf(),
-            reason: format!("version {version}: cannot read the commit's time: {e}"),
-        })?;
-    let micros = committed
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let micros = commit_micros(path, version)?;
     let malformed = |reason: String| DeltaError::CommitInfo {
         table: path.to_path_buf(),
         version,
@@ -231,6 +221,75 @@ pub async fn read_version(
         }
     }
     Ok(Some(batches))
+}
+
+/// When `version` was committed: its commit file's modification time, µs
+/// since the Unix epoch (the protocol's commit timestamp without in-commit
+/// timestamps).
+pub fn commit_micros(path: &Path, version: u64) -> Result<i64, DeltaError> {
+    let commit_path = path.join("_delta_log").join(format!("{version:020}.json"));
+    let committed = std::fs::metadata(&commit_path)
+        .and_then(|m| m.modified())
+        .map_err(|e| DeltaError::Location {
+            table: path.to_path_buf(),
+            reason: format!("version {version}: cannot read the commit's time: {e}"),
+        })?;
+    Ok(committed
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0))
+}
+
+/// The first version committed at or after `micros` (µs since the Unix
+/// epoch) among the commits the log holds, or `latest + 1` when every
+/// commit is older (Spark's `startingTimestamp`, except that a time after
+/// the latest commit starts with the next commit instead of failing).
+pub fn first_version_at_or_after(path: &Path, micros: i64, latest: u64) -> Result<u64, DeltaError> {
+    let log = path.join("_delta_log");
+    let listed = std::fs::read_dir(&log).map_err(|e| DeltaError::Location {
+        table: path.to_path_buf(),
+        reason: format!("cannot list {}: {e}", log.display()),
+    })?;
+    let mut versions: Vec<u64> = listed
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let digits = name.strip_suffix(".json")?;
+            (digits.len() == 20).then(|| digits.parse().ok())?
+        })
+        .filter(|v| *v <= latest)
+        .collect();
+    versions.sort_unstable();
+    for version in versions {
+        if commit_micros(path, version)? >= micros {
+            return Ok(version);
+        }
+    }
+    Ok(latest + 1)
+}
+
+/// Every row of the table as of `version`, as `insert` change rows of
+/// [`change_schema`]`(schema)` stamped with that version and its commit time
+/// (the first epoch of a "snapshot then changes" start).
+pub async fn read_snapshot(
+    path: &Path,
+    version: u64,
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>, DeltaError> {
+    let micros = commit_micros(path, version)?;
+    let whole = super::lookup::read_version(path, version).await?;
+    if whole.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let batch = with_change_columns(
+        path,
+        version,
+        schema,
+        whole,
+        &HashMap::new(),
+        Some("insert"),
+        micros,
+    )?;
+    Ok(vec![batch])
 }
 
 /// The record batches of one data or change file.

@@ -1,10 +1,12 @@
-//! Reading a whole Delta table as of one version, for a stage's lookup input
-//! (a stream–static join's static side). The version comes from the epoch
-//! plan, so a replay sees exactly the rows the first run saw.
+//! Reading a Delta table as of one version, for a stage's lookup input (a
+//! stream–static join's static side): the whole table, or only the rows of
+//! some keys. The version comes from the epoch plan, so a replay sees
+//! exactly the rows the first run saw.
 
 use super::{DeltaError, sink, table};
-use arrow::array::RecordBatch;
-use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use deltalake::datafusion::common::ScalarValue;
+use deltalake::datafusion::prelude::{Expr, SessionConfig, SessionContext, col, lit};
 use std::path::Path;
 
 /// The table's latest version.
@@ -15,6 +17,67 @@ pub async fn latest(path: &Path) -> Result<u64, DeltaError> {
 
 /// Every row of the table at `version`, as one batch with the table's schema.
 pub async fn read_version(path: &Path, version: u64) -> Result<RecordBatch, DeltaError> {
+    read(path, version, None).await
+}
+
+/// The rows of the table at `version` whose `key` column holds one of
+/// `keys` (an array of the column's type; nulls never match), as one batch
+/// with the table's schema, in scan order. The predicate goes to the scan:
+/// the key range skips files and row groups whose statistics lie outside
+/// it, and short key lists are also matched against the statistics one by
+/// one (DataFusion's pruning of `IN` lists).
+pub async fn read_keys(
+    path: &Path,
+    version: u64,
+    key: &str,
+    keys: &ArrayRef,
+) -> Result<RecordBatch, DeltaError> {
+    let bad_key = |e: &dyn std::fmt::Display| DeltaError::Schema {
+        table: path.to_path_buf(),
+        reason: format!("lookup key `{key}`: {e}"),
+    };
+    let mut values = Vec::with_capacity(keys.len());
+    for row in (0..keys.len()).filter(|&r| keys.is_valid(r)) {
+        values.push(lit(
+            ScalarValue::try_from_array(keys, row).map_err(|e| bad_key(&e))?
+        ));
+    }
+    let column = col(format!("\"{}\"", key.replace('"', "\"\"")));
+    let range = match (min(keys), max(keys)) {
+        (Some(low), Some(high)) => column
+            .clone()
+            .gt_eq(lit(low))
+            .and(column.clone().lt_eq(lit(high))),
+        // No key: no row.
+        _ => lit(false),
+    };
+    let filter = range.and(column.in_list(values, false));
+    read(path, version, Some(filter)).await
+}
+
+/// The smallest non-null value of `keys`.
+fn min(keys: &ArrayRef) -> Option<ScalarValue> {
+    extreme(keys, true)
+}
+
+/// The largest non-null value of `keys`.
+fn max(keys: &ArrayRef) -> Option<ScalarValue> {
+    extreme(keys, false)
+}
+
+fn extreme(keys: &ArrayRef, smallest: bool) -> Option<ScalarValue> {
+    let options = arrow::compute::SortOptions {
+        descending: !smallest,
+        nulls_first: false,
+    };
+    let first = arrow::compute::sort_to_indices(keys, Some(options), Some(1)).ok()?;
+    let row = first.values().first().copied()? as usize;
+    keys.is_valid(row)
+        .then(|| ScalarValue::try_from_array(keys, row).ok())
+        .flatten()
+}
+
+async fn read(path: &Path, version: u64, filter: Option<Expr>) -> Result<RecordBatch, DeltaError> {
     let failed = |operation| {
         move |source| DeltaError::Delta {
             table: path.to_path_buf(),
@@ -43,13 +106,11 @@ pub async fn read_version(path: &Path, version: u64) -> Result<RecordBatch, Delt
     context
         .register_table("t", provider)
         .map_err(query_failed)?;
-    let batches = context
-        .sql("SELECT * FROM t")
-        .await
-        .map_err(query_failed)?
-        .collect()
-        .await
-        .map_err(query_failed)?;
+    let mut frame = context.table("t").await.map_err(query_failed)?;
+    if let Some(filter) = filter {
+        frame = frame.filter(filter).map_err(query_failed)?;
+    }
+    let batches = frame.collect().await.map_err(query_failed)?;
     let conformed = batches
         .iter()
         .map(|b| sink::conform(path, b, &schema))

@@ -5,6 +5,7 @@
 //! positions, reading the rows new table versions added (the Delta source),
 //! and the dead-letter table.
 
+pub mod change_source;
 pub mod changes;
 pub mod commit_info;
 pub mod dead_letters;

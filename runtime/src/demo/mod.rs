@@ -6,3 +6,4 @@ pub mod broker;
 pub mod orders;
 pub mod profiles;
 pub mod random;
+pub mod related;

@@ -8,6 +8,7 @@ pub mod epoch_source;
 pub mod exact;
 pub mod producer;
 pub mod records;
+pub mod sink;
 pub mod source;
 
 /// Everything that can go wrong talking to Kafka. Variants name the brokers or topic.
@@ -52,6 +53,32 @@ pub enum KafkaError {
         /// librdkafka's error.
         #[source]
         source: rdkafka::error::KafkaError,
+    },
+    /// The broker did not acknowledge a message (the epoch is not recorded
+    /// as sent; recovery sends it again).
+    #[error("producing to topic `{topic}` failed: {source}")]
+    Produce {
+        /// The topic.
+        topic: String,
+        /// librdkafka's error.
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
+    /// A row could not become a message.
+    #[error("cannot turn rows into messages for topic `{topic}`: {reason}")]
+    Encode {
+        /// The topic.
+        topic: String,
+        /// Which column, and why.
+        reason: String,
+    },
+    /// The record of the last epoch a Kafka sink sent could not be read or written.
+    #[error("Kafka sink record {}: {reason}", path.display())]
+    Marker {
+        /// The record's file.
+        path: std::path::PathBuf,
+        /// What failed.
+        reason: String,
     },
     /// Retention deleted records the pipeline had not read yet.
     #[error(

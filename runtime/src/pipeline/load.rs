@@ -5,8 +5,12 @@
 //! (that is [`super::validate`]).
 
 use super::env;
-use super::model::{Pipeline, PipelineFile, PortRef, Problem, Sink, Source, Stage, Upsert};
-use super::spec::{FileSettings, PipelineHeader, SinkMode, SinkSpec, SourceSpec, StageSpec};
+use super::model::{
+    KafkaSink, Pipeline, PipelineFile, PortRef, Problem, Sink, Source, Stage, Upsert,
+};
+use super::spec::{
+    FileSettings, KafkaConnection, PipelineHeader, SinkMode, SinkSpec, SourceSpec, StageSpec,
+};
 use serde::de::DeserializeOwned;
 use std::collections::HashSet;
 use std::path::Path;
@@ -197,26 +201,37 @@ fn read_pipeline(
     }
 
     let mut sinks = Vec::new();
+    let mut kafka_sinks = Vec::new();
     let declared_sinks = sink_tables.len();
     for (i, value) in sink_tables.into_iter().enumerate() {
         let sink_location = stage_location(&location, "sink", i, &value);
         let Some(spec) = read_section::<SinkSpec>(value, &sink_location, problems) else {
             continue;
         };
-        if sinks.iter().any(|s: &Sink| s.name == spec.name) {
+        if sinks.iter().any(|s: &Sink| s.name == spec.name)
+            || kafka_sinks.iter().any(|s: &KafkaSink| s.name == spec.name)
+        {
             problems.push(
                 &sink_location,
                 "the name is used by an earlier sink of this pipeline",
             );
         }
-        if let Some(sink) = resolve_sink(spec, &stage_names, base, &sink_location, problems) {
+        if spec.kafka.is_some() {
+            let connection = settings.and_then(|s| s.kafka.as_ref());
+            if let Some(sink) =
+                resolve_kafka_sink(spec, &stage_names, connection, &sink_location, problems)
+            {
+                kafka_sinks.push(sink);
+            }
+        } else if let Some(sink) = resolve_sink(spec, &stage_names, base, &sink_location, problems)
+        {
             sinks.push(sink);
         }
     }
     if declared_sinks == 0 {
         problems.push(
             &location,
-            "has no sink; add a `[[pipeline.sink]]` with a Delta table",
+            "has no sink; add a `[[pipeline.sink]]` with a Delta table or a Kafka topic",
         );
     }
 
@@ -266,6 +281,46 @@ fn read_pipeline(
             start: delta.start,
             poll_interval: delta.poll_interval,
         },
+        SourceSpec::Changes(changes) => {
+            let at = format!("{location} > source.changes");
+            if changes.tables.is_empty() {
+                problems.push(
+                    format!("{at}.tables"),
+                    "names no table; add `NAME = \"path/to/table\"`",
+                );
+            }
+            match &changes.columns {
+                None if changes.tables.len() > 1 => problems.push(
+                    format!("{at}.columns"),
+                    "is required with several tables: list the columns every table has (e.g. the key) that the changes should carry",
+                ),
+                Some(columns) if columns.is_empty() => {
+                    problems.push(format!("{at}.columns"), "is empty; list at least one column")
+                }
+                Some(columns) => {
+                    for column in columns {
+                        if column.starts_with('_') && crate::delta::change_source::EXTRA_COLUMNS.contains(&column.as_str()) {
+                            problems.push(
+                                format!("{at}.columns"),
+                                format!("`{column}` is added by the source itself; leave it out"),
+                            );
+                        }
+                    }
+                }
+                None => {}
+            }
+            Source::Changes(super::model::Changes {
+                tables: changes
+                    .tables
+                    .into_iter()
+                    .map(|(name, table)| (name, base.join(table)))
+                    .collect(),
+                columns: changes.columns,
+                start: changes.start,
+                pre_images: changes.pre_images,
+                poll_interval: changes.poll_interval,
+            })
+        }
         SourceSpec::Files(files) => match crate::landing::resolve(files, base) {
             Ok(spec) => Source::Files(spec),
             Err(found) => {
@@ -312,6 +367,7 @@ fn read_pipeline(
         dead_letters: base.join(dead_letters),
         stages,
         sinks,
+        kafka_sinks,
     })
 }
 
@@ -428,6 +484,15 @@ fn resolve_stage(
             format!("{ratio} is not a share between 0.0 and 1.0"),
         );
     }
+    for (port, lookup) in &spec.lookup {
+        if lookup.key.is_some() && input != PortRef::Source {
+            problems.push(
+                format!("{location} > lookup.{port}.key"),
+                "a keyed lookup reads the keys of the epoch's source rows, so its stage must take \
+                 `input = \"source\"`; drop `key` to read the whole table",
+            );
+        }
+    }
     Some(Stage {
         name: spec.name,
         plugin: base.join(spec.plugin),
@@ -439,8 +504,97 @@ fn resolve_stage(
         lookups: spec
             .lookup
             .into_iter()
-            .map(|(port, lookup)| (port, base.join(lookup.table)))
+            .map(|(port, lookup)| super::model::Lookup {
+                port,
+                table: base.join(lookup.table),
+                key: lookup.key,
+            })
             .collect(),
+    })
+}
+
+/// The stage output a sink writes (default: the last stage's `out`).
+fn resolve_sink_from(
+    from: Option<&String>,
+    stages: &[String],
+    location: &str,
+    problems: &mut Problems,
+) -> Option<PortRef> {
+    let from = match from {
+        Some(text) => resolve_port(text, stages, "from", location, problems)?,
+        None if stages.is_empty() => return None,
+        None => PortRef::Stage {
+            stage: stages.len() - 1,
+            port: "out".into(),
+        },
+    };
+    if from == PortRef::Source {
+        problems.push(
+            format!("{location} > from"),
+            "a sink writes a stage output (`STAGE.PORT`), not the raw source",
+        );
+        return None;
+    }
+    Some(from)
+}
+
+/// A `[pipeline.sink.kafka]` sink; the Delta keys must be absent.
+fn resolve_kafka_sink(
+    spec: SinkSpec,
+    stages: &[String],
+    file_connection: Option<&KafkaConnection>,
+    location: &str,
+    problems: &mut Problems,
+) -> Option<KafkaSink> {
+    let kafka = spec.kafka?;
+    let delta_keys = [
+        ("table", spec.table.is_some()),
+        ("mode", spec.mode.is_some()),
+        ("merge", spec.merge.is_some()),
+        ("upsert", spec.upsert.is_some()),
+        ("partition_by", !spec.partition_by.is_empty()),
+        ("properties", !spec.properties.is_empty()),
+    ];
+    for (key, present) in delta_keys {
+        if present {
+            problems.push(
+                format!("{location} > {key}"),
+                "applies to Delta sinks only; a `[pipeline.sink.kafka]` sink writes a topic",
+            );
+        }
+    }
+    let at = format!("{location} > kafka");
+    if kafka.topic.trim().is_empty() {
+        problems.push(format!("{at}.topic"), "is empty");
+    }
+    if kafka.partitions < 1 {
+        problems.push(format!("{at}.partitions"), "must be at least 1");
+    }
+    for name in kafka.headers.keys() {
+        if crate::kafka::sink::RESERVED_HEADERS.contains(&name.as_str()) {
+            problems.push(
+                format!("{at}.headers"),
+                format!("`{name}` is set by Weir on every message; name the header otherwise"),
+            );
+        }
+    }
+    let Some(connection) = kafka.connection.or_else(|| file_connection.cloned()) else {
+        problems.push(
+            at,
+            "no Kafka connection: add a top-level `[kafka]` table with `brokers`, or `[pipeline.sink.kafka.connection]`",
+        );
+        return None;
+    };
+    let from = resolve_sink_from(spec.from.as_ref(), stages, location, problems)?;
+    Some(KafkaSink {
+        name: spec.name,
+        from,
+        topic: kafka.topic,
+        key: kafka.key,
+        value: kafka.value,
+        headers: kafka.headers.into_iter().collect(),
+        partitions: kafka.partitions,
+        connection,
     })
 }
 
@@ -451,7 +605,14 @@ fn resolve_sink(
     location: &str,
     problems: &mut Problems,
 ) -> Option<Sink> {
-    match (spec.mode, &spec.merge) {
+    let (Some(table), Some(mode)) = (spec.table.clone(), spec.mode) else {
+        problems.push(
+            location,
+            "needs `table` and `mode` (a Delta sink), or a `[pipeline.sink.kafka]` table (a Kafka sink)",
+        );
+        return None;
+    };
+    match (mode, &spec.merge) {
         (SinkMode::Merge, None) => {
             problems.push(
                 location,
@@ -469,7 +630,7 @@ fn resolve_sink(
         }
         _ => {}
     }
-    let upsert = match (spec.mode, spec.upsert) {
+    let upsert = match (mode, spec.upsert) {
         (SinkMode::Upsert, None) => {
             problems.push(
                 location,
@@ -496,7 +657,7 @@ fn resolve_sink(
                 );
                 problems.push(format!("{location} > upsert.deleted"), message);
             }
-            let table = base.join(&spec.table);
+            let table = base.join(&table);
             let tombstones = match upsert.tombstones {
                 Some(path) => base.join(path),
                 None => {
@@ -525,23 +686,9 @@ fn resolve_sink(
         }
         (_, None) => None,
     };
-    let from = match &spec.from {
-        Some(text) => resolve_port(text, stages, "from", location, problems)?,
-        None if stages.is_empty() => return None,
-        None => PortRef::Stage {
-            stage: stages.len() - 1,
-            port: "out".into(),
-        },
-    };
-    if from == PortRef::Source {
-        problems.push(
-            format!("{location} > from"),
-            "a sink writes a stage output (`STAGE.PORT`), not the raw source",
-        );
-        return None;
-    }
+    let from = resolve_sink_from(spec.from.as_ref(), stages, location, problems)?;
     let mut properties = spec.properties;
-    if spec.mode != SinkMode::Append {
+    if mode != SinkMode::Append {
         properties
             .entry("delta.enableChangeDataFeed".into())
             .or_insert_with(|| "true".into());
@@ -549,8 +696,8 @@ fn resolve_sink(
     Some(Sink {
         name: spec.name,
         from,
-        table: base.join(spec.table),
-        mode: spec.mode,
+        table: base.join(table),
+        mode,
         merge: spec.merge,
         upsert,
         partition_by: spec.partition_by,

@@ -8,8 +8,11 @@ pub mod load;
 pub mod model;
 pub mod spec;
 pub mod validate;
+mod validate_changes;
 
-pub use model::{Pipeline, PipelineFile, PortRef, Problem, Sink, Source, Stage, Upsert};
+pub use model::{
+    KafkaSink, Lookup, Pipeline, PipelineFile, PortRef, Problem, Sink, Source, Stage, Upsert,
+};
 pub use validate::{PreparedFile, PreparedPipeline, Upstream};
 
 use crate::engine::PluginEngine;

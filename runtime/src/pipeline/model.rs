@@ -3,7 +3,8 @@
 //! This is what validation checks and what `weir run` executes.
 
 use super::spec::{
-    BatchPolicy, DedupeSpec, DeltaStart, KafkaConnection, KafkaStart, MergeSpec, SinkMode,
+    BatchPolicy, ChangesStart, DedupeSpec, DeltaStart, KafkaConnection, KafkaStart, MergeSpec,
+    SinkMode,
 };
 use crate::limits::PluginLimits;
 use arrow::datatypes::{Schema, SchemaRef};
@@ -37,8 +38,31 @@ pub struct Pipeline {
     pub dead_letters: PathBuf,
     /// In file order; a stage's input is the source or an earlier stage.
     pub stages: Vec<Stage>,
-    /// Each fed by one stage output port.
+    /// Delta sinks, each fed by one stage output port.
     pub sinks: Vec<Sink>,
+    /// Kafka sinks, each fed by one stage output port.
+    pub kafka_sinks: Vec<KafkaSink>,
+}
+
+/// A Kafka sink: one message per row of its port.
+#[derive(Debug, Clone)]
+pub struct KafkaSink {
+    /// Unique in the pipeline (among all its sinks).
+    pub name: String,
+    /// The stage output it writes.
+    pub from: PortRef,
+    /// The topic.
+    pub topic: String,
+    /// The key column, if any.
+    pub key: Option<String>,
+    /// The value column.
+    pub value: String,
+    /// `(header name, column)`, in name order.
+    pub headers: Vec<(String, String)>,
+    /// Partitions of the topic when Weir creates it.
+    pub partitions: i32,
+    /// Brokers and client properties.
+    pub connection: KafkaConnection,
 }
 
 /// A resolved source.
@@ -68,6 +92,23 @@ pub enum Source {
         /// How often to look for new versions.
         poll_interval: Duration,
     },
+    /// The Change Data Feed of Delta tables.
+    Changes(Changes),
+}
+
+/// A resolved `[pipeline.source.changes]`.
+#[derive(Debug, Clone)]
+pub struct Changes {
+    /// `(name, table directory)`, in name order: the order of every epoch's rows.
+    pub tables: Vec<(String, PathBuf)>,
+    /// The columns kept (`None`: every column of the single table).
+    pub columns: Option<Vec<String>>,
+    /// Where to begin without any recorded position.
+    pub start: ChangesStart,
+    /// Whether `update_preimage` rows are delivered.
+    pub pre_images: bool,
+    /// How often to look for new versions.
+    pub poll_interval: Duration,
 }
 
 impl Source {
@@ -77,6 +118,15 @@ impl Source {
             Source::Kafka { topics, .. } => format!("kafka topics {}", topics.join(", ")),
             Source::Delta { table, .. } => format!("delta table {}", table.display()),
             Source::Files(spec) => format!("files in {}", spec.dir.display()),
+            Source::Changes(changes) => format!(
+                "changes of delta tables {}",
+                changes
+                    .tables
+                    .iter()
+                    .map(|(_, t)| t.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
@@ -113,8 +163,20 @@ pub struct Stage {
     /// Stop when an epoch's rejected rows exceed this share of its input
     /// (`None`: no limit).
     pub max_rejected_ratio: Option<f64>,
-    /// Lookup inputs: `(input port, Delta table directory)`, in port order.
-    pub lookups: Vec<(String, PathBuf)>,
+    /// Lookup inputs, in port order.
+    pub lookups: Vec<Lookup>,
+}
+
+/// A stage's lookup input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// The plugin's input port it feeds.
+    pub port: String,
+    /// The Delta table directory.
+    pub table: PathBuf,
+    /// Read only the rows whose value in this column (of the table and of
+    /// the stage's input) is among the epoch's input values.
+    pub key: Option<String>,
 }
 
 /// A Delta sink.

@@ -101,7 +101,8 @@ pub struct PipelineHeader {
     pub dead_letters: Option<PathBuf>,
 }
 
-/// A pipeline's source: exactly one of `[pipeline.source.kafka]`, `[pipeline.source.delta]` or `[pipeline.source.files]`.
+/// A pipeline's source: exactly one of `[pipeline.source.kafka]`,
+/// `[pipeline.source.delta]`, `[pipeline.source.changes]` or `[pipeline.source.files]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum SourceSpec {
@@ -111,6 +112,77 @@ pub enum SourceSpec {
     Delta(DeltaSourceSpec),
     /// Files dropped into a landing directory.
     Files(FilesSourceSpec),
+    /// The Change Data Feed of one or more Delta tables.
+    Changes(ChangesSourceSpec),
+}
+
+/// `[pipeline.source.changes]`: row-level changes (inserts, update
+/// post-images, deletes, and pre-images on request) of Delta tables, read by
+/// the Delta protocol's Change Data Feed rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesSourceSpec {
+    /// Table name (the `_table` column's value) → the table's directory.
+    pub tables: BTreeMap<String, PathBuf>,
+    /// The columns kept from each table's rows, found by name in every
+    /// table; required with several tables, default every column of a
+    /// single table.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Where to begin when the sinks have no position yet.
+    #[serde(default)]
+    pub start: ChangesStart,
+    /// Also deliver `update_preimage` rows (the row before an update).
+    #[serde(default)]
+    pub pre_images: bool,
+    /// How often to look for new versions while streaming.
+    #[serde(default = "default_poll_interval", with = "human_duration")]
+    pub poll_interval: Duration,
+}
+
+/// Where a change source begins, for every table it reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChangesStart {
+    /// Version 0: every change the log still holds.
+    #[default]
+    Earliest,
+    /// Only versions committed after the first start.
+    Latest,
+    /// This version (inclusive) of every table.
+    Version(u64),
+    /// The first version committed at or after this time (µs since the Unix
+    /// epoch; RFC 3339 in the file), as Spark's `startingTimestamp`.
+    Timestamp(i64),
+    /// Every row of the latest version at first start as an `insert`, then
+    /// the changes of later versions (an initial load).
+    Snapshot,
+}
+
+impl<'de> Deserialize<'de> for ChangesStart {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Version(u64),
+            Word(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Version(v) => Ok(ChangesStart::Version(v)),
+            Raw::Word(word) => match word.as_str() {
+                "earliest" => Ok(ChangesStart::Earliest),
+                "latest" => Ok(ChangesStart::Latest),
+                "snapshot" => Ok(ChangesStart::Snapshot),
+                _ => weir_sdk::fields::rfc3339::parse_micros(&word)
+                    .map(ChangesStart::Timestamp)
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!(
+                            "`{word}` is not a start position; use \"earliest\", \"latest\", \"snapshot\", \
+                             a version number or an RFC 3339 time such as \"2026-12-01T00:00:00Z\""
+                        ))
+                    }),
+            },
+        }
+    }
 }
 
 /// `[pipeline.source.files]`.
@@ -157,6 +229,34 @@ pub enum AfterCommitSpec {
     Delete,
     /// Move them to `move_to`.
     Move,
+}
+
+/// `[pipeline.sink.kafka]`: each row of the sink's port becomes one message.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkSpec {
+    /// The topic; created with `partitions` partitions if missing.
+    pub topic: String,
+    /// The column holding message keys (text, bytes or an integer, sent as
+    /// its decimal text); none: messages without a key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The column holding message values: text and bytes are sent as they
+    /// are, any other type as JSON; a null value is a tombstone.
+    pub value: String,
+    /// Message header name → the text or bytes column holding its value.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Partitions of the topic when Weir creates it.
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// Overrides the file's `[kafka]` connection for this sink.
+    #[serde(default)]
+    pub connection: Option<KafkaConnection>,
+}
+
+fn default_partitions() -> i32 {
+    1
 }
 
 /// `[pipeline.source.kafka]`.
@@ -298,8 +398,9 @@ pub struct StageSpec {
     /// reject; past it the pipeline stops before committing the epoch.
     #[serde(default)]
     pub max_rejected_ratio: Option<f64>,
-    /// Lookup inputs: input port name → the Delta table fed to it whole,
-    /// as of the version recorded in each epoch's plan.
+    /// Lookup inputs: input port name → the Delta table fed to it (whole,
+    /// or only the rows of the keys in the epoch's input), as of the version
+    /// recorded in each epoch's plan.
     #[serde(default)]
     pub lookup: BTreeMap<String, LookupSpec>,
 }
@@ -310,6 +411,12 @@ pub struct StageSpec {
 pub struct LookupSpec {
     /// The table's directory.
     pub table: PathBuf,
+    /// A column of both the stage's input (which must be the source) and
+    /// the table: only the table's rows whose value is among the epoch's
+    /// input values are read (pushed down to the scan), instead of the
+    /// whole table.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// `[pipeline.stage.dedupe]`: drop `out` rows whose key was already seen,
@@ -337,9 +444,15 @@ pub struct SinkSpec {
     #[serde(default)]
     pub from: Option<String>,
     /// The table's directory; created from the port's schema if missing.
-    pub table: PathBuf,
-    /// `append`, `merge` or `upsert`.
-    pub mode: SinkMode,
+    /// Required unless the sink is a `[pipeline.sink.kafka]` topic.
+    #[serde(default)]
+    pub table: Option<PathBuf>,
+    /// `append`, `merge` or `upsert` (Delta sinks; required with `table`).
+    #[serde(default)]
+    pub mode: Option<SinkMode>,
+    /// A Kafka topic instead of a Delta table.
+    #[serde(default)]
+    pub kafka: Option<KafkaSinkSpec>,
     /// Required for `merge`: which rows match and what happens to them.
     #[serde(default)]
     pub merge: Option<MergeSpec>,

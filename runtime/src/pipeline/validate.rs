@@ -112,7 +112,8 @@ pub async fn validate(
     }
 }
 
-fn same_table(a: &Path, b: &Path) -> bool {
+/// Whether two table paths name the same directory.
+pub(crate) fn same_table(a: &Path, b: &Path) -> bool {
     let normal = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     normal(a).components().eq(normal(b).components())
 }
@@ -137,13 +138,23 @@ fn upstream_of(pipelines: &[Pipeline]) -> Vec<Upstream> {
         .map(|p| Upstream {
             source: match &p.source {
                 Source::Delta { table, .. } => writers_of(table),
+                Source::Changes(changes) => {
+                    let mut writers: Vec<usize> = changes
+                        .tables
+                        .iter()
+                        .flat_map(|(_, table)| writers_of(table))
+                        .collect();
+                    writers.sort_unstable();
+                    writers.dedup();
+                    writers
+                }
                 _ => Vec::new(),
             },
             lookups: {
                 let mut writers: Vec<usize> = p
                     .stages
                     .iter()
-                    .flat_map(|s| s.lookups.iter().flat_map(|(_, t)| writers_of(t)))
+                    .flat_map(|s| s.lookups.iter().flat_map(|l| writers_of(&l.table)))
                     .collect();
                 writers.sort_unstable();
                 writers.dedup();
@@ -232,6 +243,17 @@ async fn check_pipeline(
                     }
                     Err(e) => problem(format!("{here} > source.files"), e.to_string()),
                 }
+            }
+        }
+        Source::Changes(changes) => {
+            let mut found = Vec::new();
+            if let Some(schema) =
+                super::validate_changes::source_schema(&here, changes, produced, &mut found).await
+            {
+                schemas.insert(PortRef::Source, schema);
+            }
+            for p in found {
+                problem(p.location, p.message);
             }
         }
         Source::Delta { table: path, .. } => {
@@ -332,7 +354,8 @@ async fn check_pipeline(
             RecordBatch::new_empty(input_schema),
         )];
         let mut lookups_known = true;
-        for (port, path) in &stage.lookups {
+        for lookup in &stage.lookups {
+            let (port, path) = (&lookup.port, &lookup.table);
             let at = format!("{at} > lookup.{port}");
             if !instance.ports().inputs.iter().any(|p| &p.name == port) {
                 let ports: Vec<String> = instance
@@ -375,6 +398,32 @@ async fn check_pipeline(
                     None
                 }
             };
+            if let (Some(key), Some(schema)) = (&lookup.key, &schema) {
+                let input = probe[0].1.schema();
+                match (schema.field_with_name(key), input.field_with_name(key)) {
+                    (Err(_), _) => problem(
+                        format!("{at}.key"),
+                        format!("{} has no column `{key}`", path.display()),
+                    ),
+                    (_, Err(_)) => problem(
+                        format!("{at}.key"),
+                        format!(
+                            "the stage's input ({}) has no column `{key}`",
+                            describe_schema(&input)
+                        ),
+                    ),
+                    (Ok(table), Ok(stream)) if table.data_type() != stream.data_type() => problem(
+                        format!("{at}.key"),
+                        format!(
+                            "column `{key}` is {} in {} but {} in the stage's input; the types must match",
+                            table.data_type(),
+                            path.display(),
+                            stream.data_type()
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
             match schema {
                 Some(schema) => {
                     lookup_schemas.insert((index, port.clone()), schema.clone());
@@ -553,6 +602,61 @@ async fn check_pipeline(
                 produced.insert(sink.table.clone(), read_back);
             }
             Err(reason) => problem(format!("{at} > from"), reason),
+        }
+    }
+
+    for sink in &pipeline.kafka_sinks {
+        let at = format!("{here} > sink \"{}\"", sink.name);
+        let Some(schema) = schemas.get(&sink.from).cloned() else {
+            if let Some(message) = undeclared_output(pipeline, &loaded, &schemas, &sink.from) {
+                problem(format!("{at} > from"), message);
+            }
+            continue;
+        };
+        let columns = sink
+            .key
+            .iter()
+            .map(|c| {
+                (
+                    "kafka.key",
+                    c,
+                    crate::kafka::sink::key_type as fn(&DataType) -> bool,
+                    "text, bytes or an integer",
+                )
+            })
+            .chain([(
+                "kafka.value",
+                &sink.value,
+                crate::kafka::sink::value_type as fn(&DataType) -> bool,
+                "text, bytes or a struct (sent as JSON)",
+            )])
+            .chain(sink.headers.iter().map(|(_, c)| {
+                (
+                    "kafka.headers",
+                    c,
+                    crate::kafka::sink::text_or_bytes as fn(&DataType) -> bool,
+                    "text or bytes",
+                )
+            }));
+        for (key, column, fits, expected) in columns {
+            match schema.field_with_name(column) {
+                Err(_) => problem(
+                    format!("{at} > {key}"),
+                    format!(
+                        "column `{column}` is not in {} ({})",
+                        pipeline.port_name(&sink.from),
+                        describe_schema(&schema)
+                    ),
+                ),
+                Ok(field) if !fits(field.data_type()) => problem(
+                    format!("{at} > {key}"),
+                    format!(
+                        "column `{column}` has type {}; it must be {expected}",
+                        field.data_type()
+                    ),
+                ),
+                Ok(_) => {}
+            }
         }
     }
 

@@ -81,6 +81,38 @@ pub enum Discontinuity {
         /// Last version.
         last: u64,
     },
+    /// A table of a change source does not start where the previous epoch
+    /// ended (`first` differs from the previous `end`).
+    #[error(
+        "{table}: starts at version {first} but the previous epoch ended before version {previous_end} ({})",
+        if first > previous_end { format!("versions {previous_end}..{first} were never read") } else { format!("versions {first}..{previous_end} would be read twice") }
+    )]
+    TableVersions {
+        /// The table's name and directory.
+        table: String,
+        /// The first version the previous epoch left unread.
+        previous_end: u64,
+        /// This epoch's first version.
+        first: u64,
+    },
+    /// A change-source table's range is not consistent in itself.
+    #[error("{table}: versions {first}..{end} {reason}")]
+    BadTableRange {
+        /// The table's name and directory.
+        table: String,
+        /// First version.
+        first: u64,
+        /// First version not read.
+        end: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A table the previous epoch read is missing from this one.
+    #[error("{table}: read by the previous epoch but missing from this one")]
+    TableDropped {
+        /// The table's name and directory.
+        table: String,
+    },
     /// A landed file would be read by two epochs (or twice in one).
     #[error("{dir}: file {file} {reason}")]
     FileTwice {
@@ -158,6 +190,14 @@ fn source_name(range: &SourceRange) -> String {
         SourceRange::Kafka { .. } => "a Kafka source".into(),
         SourceRange::Delta { table, .. } => format!("Delta table {table}"),
         SourceRange::Files { dir, .. } => format!("landing directory {dir}"),
+        SourceRange::Changes { tables } => format!(
+            "the changes of {}",
+            tables
+                .iter()
+                .map(|t| t.table.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -247,6 +287,27 @@ fn consistency(range: &SourceRange) -> Vec<Discontinuity> {
                 }
                 if processed.contains(&file.name) {
                     found.push(twice("was already read by an earlier epoch"));
+                }
+            }
+        }
+        SourceRange::Changes { tables } => {
+            let mut seen = std::collections::BTreeSet::new();
+            for t in tables {
+                let bad = |reason| Discontinuity::BadTableRange {
+                    table: t.describe(),
+                    first: t.first,
+                    end: t.end,
+                    reason,
+                };
+                if !seen.insert(t.name.as_str()) {
+                    found.push(bad("appears twice in one epoch"));
+                }
+                if t.end < t.first {
+                    found.push(bad("is reversed"));
+                } else if t.snapshot && t.end == t.first {
+                    found.push(bad("is marked a snapshot but covers no version"));
+                } else if t.first == t.end && t.rows > 0 {
+                    found.push(bad("is empty but claims rows"));
                 }
             }
         }
@@ -403,6 +464,32 @@ fn continuation(previous: &SourceRange, next: &SourceRange) -> Vec<Discontinuity
                     });
                 }
             }
+        }
+        (SourceRange::Changes { tables: before }, SourceRange::Changes { tables }) => {
+            for old in before {
+                match tables.iter().find(|t| t.name == old.name) {
+                    None => found.push(Discontinuity::TableDropped {
+                        table: old.describe(),
+                    }),
+                    Some(new) if new.table != old.table => {
+                        found.push(Discontinuity::SourceChanged {
+                            from: old.describe(),
+                            to: new.describe(),
+                        })
+                    }
+                    // A snapshot only ever opens a table's history.
+                    Some(new) if new.first != old.end || new.snapshot => {
+                        found.push(Discontinuity::TableVersions {
+                            table: new.describe(),
+                            previous_end: old.end,
+                            first: new.first,
+                        })
+                    }
+                    Some(_) => {}
+                }
+            }
+            // A table the previous epoch lacked is new to the source: it
+            // starts wherever the source's start says.
         }
         _ => found.push(Discontinuity::SourceChanged {
             from: source_name(previous),
@@ -661,5 +748,96 @@ mod tests {
             violations(None, &delta(5, 4))[..],
             [Discontinuity::ReversedVersions { .. }]
         ));
+    }
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+    use crate::run::epoch::TableVersions;
+
+    fn table(name: &str, first: u64, end: u64, snapshot: bool) -> TableVersions {
+        TableVersions {
+            name: name.into(),
+            table: format!("/t/{name}"),
+            first,
+            end,
+            snapshot,
+            rows: end - first,
+        }
+    }
+
+    fn changes(tables: Vec<TableVersions>) -> SourceRange {
+        SourceRange::Changes { tables }
+    }
+
+    #[test]
+    fn each_table_continues_where_it_ended_and_new_tables_may_join() {
+        let previous = changes(vec![table("a", 3, 5, true), table("b", 0, 0, false)]);
+        let next = changes(vec![
+            table("a", 5, 9, false),
+            table("b", 0, 2, false),
+            table("c", 7, 8, false),
+        ]);
+        assert_eq!(violations(Some(&previous), &next), vec![]);
+    }
+
+    #[test]
+    fn gaps_overlaps_drops_moves_and_late_snapshots_are_named() {
+        let previous = changes(vec![table("a", 0, 5, false), table("b", 0, 2, false)]);
+        let gap = changes(vec![table("a", 6, 7, false), table("b", 2, 2, false)]);
+        assert_eq!(
+            violations(Some(&previous), &gap)[0].to_string(),
+            "a (/t/a): starts at version 6 but the previous epoch ended before version 5 (versions 5..6 were never read)"
+        );
+        let overlap = changes(vec![table("a", 4, 7, false), table("b", 2, 2, false)]);
+        assert!(
+            violations(Some(&previous), &overlap)[0]
+                .to_string()
+                .contains("versions 4..5 would be read twice")
+        );
+        let dropped = changes(vec![table("a", 5, 7, false)]);
+        assert_eq!(
+            violations(Some(&previous), &dropped),
+            vec![Discontinuity::TableDropped {
+                table: "b (/t/b)".into()
+            }]
+        );
+        let mut moved = table("b", 2, 3, false);
+        moved.table = "/elsewhere/b".into();
+        let moved = changes(vec![table("a", 5, 7, false), moved]);
+        assert!(matches!(
+            violations(Some(&previous), &moved)[0],
+            Discontinuity::SourceChanged { .. }
+        ));
+        let late_snapshot = changes(vec![table("a", 5, 6, true), table("b", 2, 2, false)]);
+        assert!(matches!(
+            violations(Some(&previous), &late_snapshot)[0],
+            Discontinuity::TableVersions { .. }
+        ));
+    }
+
+    #[test]
+    fn a_range_must_be_consistent_in_itself() {
+        let mut reversed = table("a", 5, 5, false);
+        reversed.first = 6;
+        reversed.rows = 0;
+        let twice = changes(vec![table("a", 0, 1, false), table("a", 1, 2, false)]);
+        let empty_snapshot = changes(vec![table("a", 3, 3, true)]);
+        assert!(
+            violations(None, &changes(vec![reversed]))[0]
+                .to_string()
+                .contains("is reversed")
+        );
+        assert!(
+            violations(None, &twice)[0]
+                .to_string()
+                .contains("appears twice")
+        );
+        assert!(
+            violations(None, &empty_snapshot)[0]
+                .to_string()
+                .contains("covers no version")
+        );
     }
 }

@@ -38,6 +38,33 @@ pub enum SourceRange {
         /// Last version read.
         last: u64,
     },
+    /// Versions of each table of a change source.
+    Changes {
+        /// Every table the source reads, in name order (a table whose
+        /// range is empty included, so its position is kept).
+        tables: Vec<TableVersions>,
+    },
+}
+
+/// The versions of one table a change-source epoch read: `first..end`
+/// (half-open; empty when the table had nothing new). With `snapshot`,
+/// version `first` was read as the whole table as of that version (every
+/// row an insert) and `first + 1..end` as changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableVersions {
+    /// The table's name in the pipeline file (the `_table` column).
+    pub name: String,
+    /// The table directory.
+    pub table: String,
+    /// The first version read.
+    pub first: u64,
+    /// The first version not read: where the next epoch starts.
+    pub end: u64,
+    /// Whether `first` was read as a snapshot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub snapshot: bool,
+    /// Change rows read from this table.
+    pub rows: u64,
 }
 
 /// The next offset to read from one partition.
@@ -49,6 +76,13 @@ pub struct PartitionPosition {
     pub partition: i32,
     /// Next offset.
     pub offset: i64,
+}
+
+impl TableVersions {
+    /// `name (directory)`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.name, self.table)
+    }
 }
 
 /// A planned epoch.

@@ -1,35 +1,51 @@
 //! The lookup inputs of a pipeline's stages: for a new epoch, pin every
-//! lookup table's current version (recorded in the plan); for any epoch,
-//! load the pinned versions, re-reading a table only when its version moved
-//! (the cache holds the versions the last epoch used). A plugin always gets a
-//! lookup in the shape validated at start: columns by name, in that order;
-//! a column another writer added since is left out, a nullable column an
-//! older version lacks is null, and a column dropped or retyped stops the
-//! pipeline naming table, version and column (a plugin given another shape
-//! could fail on every row and divert the whole epoch to the dead-letter
-//! table).
+//! lookup table's version (recorded in the plan): the version the epoch's
+//! change source read the table up to when it reads that table (so a
+//! profile is built from the state its changes lead to), else the current
+//! one; for any epoch, load the pinned versions. A whole-table lookup is
+//! re-read only when its version moved (the cache holds the versions the
+//! last epoch used); a keyed lookup reads only the rows of the epoch's keys,
+//! and of those only the keys not already read at that version.
+//!
+//! A plugin always gets a lookup in the shape validated at start: columns
+//! by name, in that order; a column another writer added since is left out,
+//! a nullable column an older version lacks is null, and a column dropped
+//! or retyped stops the pipeline naming table, version and column (a plugin
+//! given another shape could fail on every row and divert the whole epoch to
+//! the dead-letter table).
 
 use super::RunError;
-use super::epoch::LookupPin;
+use super::epoch::{LookupPin, SourceRange};
 use crate::delta::lookup;
-use crate::pipeline::PreparedPipeline;
-use arrow::array::RecordBatch;
+use crate::pipeline::{Lookup, PreparedPipeline};
+use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
-use std::collections::HashMap;
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-/// A stage's lookup batches, by stage index: `(input port, whole table)`.
+/// A stage's lookup batches, by stage index: `(input port, rows)`.
 pub type LookupBatches = HashMap<usize, Vec<(String, RecordBatch)>>;
+
+/// The rows of one table version read so far for a keyed lookup.
+struct KeyedRows {
+    /// The keys whose rows are in `batch` (all of their rows).
+    read: HashSet<OwnedRow>,
+    /// Those rows, in the order read.
+    batch: Option<RecordBatch>,
+}
 
 /// The lookup inputs of one pipeline and the cache of their tables.
 pub struct Lookups {
     pipeline: String,
-    /// `(stage index, stage name, port, table)`.
-    inputs: Vec<(usize, String, String, PathBuf)>,
+    /// `(stage index, stage name, lookup)`.
+    inputs: Vec<(usize, String, Lookup)>,
     /// `(stage index, port)` → the schema validated at start.
     validated: HashMap<(usize, String), SchemaRef>,
-    /// `(table, version)` → the table as read (shaped per port on use).
+    /// `(table, version)` → the whole table as read (shaped per port on use).
     cache: HashMap<(PathBuf, u64), RecordBatch>,
+    /// `(table, version, key column)` → the rows read for keyed lookups.
+    keyed: HashMap<(PathBuf, u64, String), KeyedRows>,
 }
 
 impl Lookups {
@@ -41,9 +57,10 @@ impl Lookups {
             .iter()
             .enumerate()
             .flat_map(|(index, stage)| {
-                stage.lookups.iter().map(move |(port, table)| {
-                    (index, stage.name.clone(), port.clone(), table.clone())
-                })
+                stage
+                    .lookups
+                    .iter()
+                    .map(move |lookup| (index, stage.name.clone(), lookup.clone()))
             })
             .collect();
         Lookups {
@@ -51,6 +68,7 @@ impl Lookups {
             inputs,
             validated: prepared.lookup_schemas.clone(),
             cache: HashMap::new(),
+            keyed: HashMap::new(),
         }
     }
 
@@ -61,27 +79,50 @@ impl Lookups {
         }
     }
 
-    /// Every lookup table's current version, for a new epoch's plan.
-    pub async fn pin_current(&self) -> Result<Vec<LookupPin>, RunError> {
+    /// The version of every lookup table for a new epoch reading `range`.
+    pub async fn pin(&self, range: &SourceRange) -> Result<Vec<LookupPin>, RunError> {
         let mut pins = Vec::new();
-        for (_, stage, port, table) in &self.inputs {
+        for (_, stage, input) in &self.inputs {
+            let read_by_source = match range {
+                SourceRange::Changes { tables } => tables
+                    .iter()
+                    .find(|t| {
+                        crate::pipeline::validate::same_table(
+                            std::path::Path::new(&t.table),
+                            &input.table,
+                        )
+                    })
+                    .and_then(|t| t.end.checked_sub(1)),
+                _ => None,
+            };
+            let version = match read_by_source {
+                Some(version) => version,
+                None => lookup::latest(&input.table).await.map_err(self.failed())?,
+            };
             pins.push(LookupPin {
                 stage: stage.clone(),
-                port: port.clone(),
-                table: table.display().to_string(),
-                version: lookup::latest(table).await.map_err(self.failed())?,
+                port: input.port.clone(),
+                table: input.table.display().to_string(),
+                version,
             });
         }
         Ok(pins)
     }
 
-    /// The lookup batches of an epoch with `pins` (a plan written before
-    /// lookups were recorded, or before a lookup was added, reads the
-    /// current version of what it lacks).
-    pub async fn load(&mut self, pins: &[LookupPin]) -> Result<LookupBatches, RunError> {
+    /// The lookup batches of an epoch with `pins` whose source rows are
+    /// `source` (the keys of keyed lookups). A plan written before lookups
+    /// were recorded, or before a lookup was added, reads the current
+    /// version of what it lacks.
+    pub async fn load(
+        &mut self,
+        pins: &[LookupPin],
+        source: &RecordBatch,
+    ) -> Result<LookupBatches, RunError> {
         let mut batches = LookupBatches::new();
         let mut used = Vec::new();
-        for (index, stage, port, table) in self.inputs.clone() {
+        let mut used_keyed = Vec::new();
+        for (index, stage, input) in self.inputs.clone() {
+            let port = input.port.clone();
             // A replay reads the table and version the plan recorded, even if
             // the pipeline file now points the port at another table.
             let recorded = pins
@@ -91,20 +132,30 @@ impl Lookups {
             let (table, version) = match recorded {
                 Some(pinned) => pinned,
                 None => {
-                    let version = lookup::latest(&table).await.map_err(self.failed())?;
-                    (table, version)
+                    let version = lookup::latest(&input.table).await.map_err(self.failed())?;
+                    (input.table.clone(), version)
                 }
             };
-            let key = (table.clone(), version);
-            let read = match self.cache.get(&key) {
-                Some(batch) => batch.clone(),
+            let read = match &input.key {
                 None => {
-                    tracing::debug!(pipeline = %self.pipeline, stage = %stage, table = %table.display(), version, "reading lookup table");
-                    let batch = lookup::read_version(&table, version)
-                        .await
-                        .map_err(self.failed())?;
-                    self.cache.insert(key.clone(), batch.clone());
-                    batch
+                    let key = (table.clone(), version);
+                    used.push(key.clone());
+                    match self.cache.get(&key) {
+                        Some(batch) => batch.clone(),
+                        None => {
+                            tracing::debug!(pipeline = %self.pipeline, stage = %stage, table = %table.display(), version, "reading lookup table");
+                            let batch = lookup::read_version(&table, version)
+                                .await
+                                .map_err(self.failed())?;
+                            self.cache.insert(key, batch.clone());
+                            batch
+                        }
+                    }
+                }
+                Some(column) => {
+                    let key = (table.clone(), version, column.clone());
+                    used_keyed.push(key.clone());
+                    self.keyed_rows(key, source).await?
                 }
             };
             let batch = match self.validated.get(&(index, port.clone())) {
@@ -120,11 +171,109 @@ impl Lookups {
                 })?,
                 None => read,
             };
-            used.push(key);
             batches.entry(index).or_default().push((port, batch));
         }
         self.cache.retain(|key, _| used.contains(key));
+        self.keyed.retain(|key, _| used_keyed.contains(key));
         Ok(batches)
+    }
+
+    /// The rows of table version `key.0 @ key.1` whose column `key.2` holds
+    /// a value of that column in `source`, ordered by key (rows of one key
+    /// in scan order, whatever was cached), reading only keys not read
+    /// before at that version.
+    async fn keyed_rows(
+        &mut self,
+        key: (PathBuf, u64, String),
+        source: &RecordBatch,
+    ) -> Result<RecordBatch, RunError> {
+        let (table, version, column) = &key;
+        let drift = |reason: String| RunError::Delta {
+            pipeline: self.pipeline.clone(),
+            source: crate::delta::DeltaError::Schema {
+                table: table.clone(),
+                reason: format!("lookup key `{column}`: {reason}"),
+            },
+        };
+        let wanted = source
+            .column_by_name(column)
+            .ok_or_else(|| drift("the source rows have no such column".into()))?
+            .clone();
+        let converter = RowConverter::new(vec![SortField::new(wanted.data_type().clone())])
+            .map_err(|e| drift(e.to_string()))?;
+        let wanted_rows = converter
+            .convert_columns(std::slice::from_ref(&wanted))
+            .map_err(|e| drift(e.to_string()))?;
+        let entry = self.keyed.entry(key.clone()).or_insert_with(|| KeyedRows {
+            read: HashSet::new(),
+            batch: None,
+        });
+        // Keys of this epoch not read yet at this version, once each.
+        let mut wanted_set = HashSet::new();
+        let mut missing = Vec::new();
+        for row in (0..wanted.len()).filter(|&r| wanted.is_valid(r)) {
+            let owned = wanted_rows.row(row).owned();
+            if !entry.read.contains(&owned) && !wanted_set.contains(&owned) {
+                missing.push(row as u32);
+            }
+            wanted_set.insert(owned);
+        }
+        if !missing.is_empty() {
+            let keys: ArrayRef =
+                arrow::compute::take(&wanted, &UInt32Array::from(missing.clone()), None)
+                    .map_err(|e| drift(e.to_string()))?;
+            tracing::debug!(pipeline = %self.pipeline, table = %table.display(), version, keys = keys.len(), "reading lookup rows");
+            let read = lookup::read_keys(table, *version, column, &keys)
+                .await
+                .map_err(|source| RunError::Delta {
+                    pipeline: self.pipeline.clone(),
+                    source,
+                })?;
+            let entry = self.keyed.get_mut(&key).expect("inserted above");
+            entry.batch = Some(match entry.batch.take() {
+                None => read,
+                Some(before) => arrow::compute::concat_batches(&before.schema(), [&before, &read])
+                    .map_err(|e| drift(e.to_string()))?,
+            });
+            for row in missing {
+                entry.read.insert(wanted_rows.row(row as usize).owned());
+            }
+        }
+        let entry = &self.keyed[&key];
+        let Some(batch) = &entry.batch else {
+            // Nothing read at all: the epoch has no keys.
+            let schema = lookup::read_keys(table, *version, column, &wanted.slice(0, 0))
+                .await
+                .map_err(|source| RunError::Delta {
+                    pipeline: self.pipeline.clone(),
+                    source,
+                })?
+                .schema();
+            return Ok(RecordBatch::new_empty(schema));
+        };
+        let stored = batch
+            .column_by_name(column)
+            .ok_or_else(|| drift("the table has no such column".into()))?;
+        let stored =
+            arrow::compute::cast(stored, wanted.data_type()).map_err(|e| drift(e.to_string()))?;
+        let stored_rows = converter
+            .convert_columns(&[stored])
+            .map_err(|e| drift(e.to_string()))?;
+        let mut chosen: Vec<u32> = (0..batch.num_rows())
+            .filter(|&r| {
+                batch.column_by_name(column).is_some_and(|c| c.is_valid(r))
+                    && wanted_set.contains(&stored_rows.row(r).owned())
+            })
+            .map(|r| r as u32)
+            .collect();
+        // Stable: one key's rows keep their scan order.
+        chosen.sort_by(|a, b| {
+            stored_rows
+                .row(*a as usize)
+                .cmp(&stored_rows.row(*b as usize))
+        });
+        arrow::compute::take_record_batch(batch, &UInt32Array::from(chosen))
+            .map_err(|e| drift(e.to_string()))
     }
 }
 
@@ -236,5 +385,167 @@ mod tests {
         let older = users(&[("user_id", DataType::Int64)]);
         let shaped = in_validated_shape(&older, &validated).unwrap();
         assert_eq!(shaped.column(1).null_count(), 2);
+    }
+
+    /// A table `accounts(user_id, account)` with two files: users 1–3, then 10–12.
+    async fn accounts(dir: &std::path::Path) -> PathBuf {
+        let path = dir.join("accounts");
+        let file = |ids: Vec<i64>, names: Vec<&str>| {
+            RecordBatch::try_from_iter([
+                ("user_id", Arc::new(Int64Array::from(ids)) as ArrayRef),
+                ("account", Arc::new(StringArray::from(names)) as ArrayRef),
+            ])
+            .unwrap()
+        };
+        let first = file(vec![3, 1, 3, 2], vec!["c1", "a1", "c2", "b1"]);
+        let schema = crate::delta::table::to_delta_schema(&first.schema()).unwrap();
+        let mut table = crate::delta::table::create(
+            &path,
+            &schema,
+            &[],
+            &std::collections::BTreeMap::new(),
+            vec![],
+        )
+        .await
+        .unwrap();
+        for batch in [first, file(vec![10, 11, 12], vec!["x", "y", "z"])] {
+            table = table
+                .write(vec![batch])
+                .with_save_mode(deltalake::protocol::SaveMode::Append)
+                .await
+                .unwrap();
+        }
+        path
+    }
+
+    fn keyed(table: &std::path::Path) -> Lookups {
+        Lookups {
+            pipeline: "p".into(),
+            inputs: vec![(
+                0,
+                "profile".into(),
+                Lookup {
+                    port: "accounts".into(),
+                    table: table.to_path_buf(),
+                    key: Some("user_id".into()),
+                },
+            )],
+            validated: HashMap::new(),
+            cache: HashMap::new(),
+            keyed: HashMap::new(),
+        }
+    }
+
+    fn source(ids: Vec<Option<i64>>) -> RecordBatch {
+        RecordBatch::try_from_iter([("user_id", Arc::new(Int64Array::from(ids)) as ArrayRef)])
+            .unwrap()
+    }
+
+    /// `(user_id, account)` rows of the stage's lookup.
+    fn pairs(batches: &LookupBatches) -> Vec<(i64, String)> {
+        let batch = &batches[&0][0].1;
+        let ids = batch.column_by_name("user_id").unwrap();
+        let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
+        let names = batch.column_by_name("account").unwrap();
+        let names = names.as_any().downcast_ref::<StringArray>().unwrap();
+        (0..batch.num_rows())
+            .map(|r| (ids.value(r), names.value(r).to_string()))
+            .collect()
+    }
+
+    fn pin(table: &std::path::Path, version: u64) -> Vec<LookupPin> {
+        vec![LookupPin {
+            stage: "profile".into(),
+            port: "accounts".into(),
+            table: table.display().to_string(),
+            version,
+        }]
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_keyed_lookup_reads_only_the_rows_of_the_epochs_keys_ordered_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = accounts(dir.path()).await;
+        let mut lookups = keyed(&table);
+        let pins = pin(&table, 2);
+        let first = lookups
+            .load(
+                &pins,
+                &source(vec![Some(3), Some(1), None, Some(3), Some(99)]),
+            )
+            .await
+            .unwrap();
+        // Ordered by key; one key's rows in scan order; nulls and unknown keys match nothing.
+        assert_eq!(
+            pairs(&first),
+            [(1, "a1".into()), (3, "c1".into()), (3, "c2".into())]
+        );
+        // The next epoch at the same version reads only its new key, and
+        // gives the same rows as a fresh read (a replay after a restart).
+        let second = lookups
+            .load(&pins, &source(vec![Some(11), Some(3)]))
+            .await
+            .unwrap();
+        let fresh = keyed(&table)
+            .load(&pins, &source(vec![Some(11), Some(3)]))
+            .await
+            .unwrap();
+        assert_eq!(pairs(&second), pairs(&fresh));
+        assert_eq!(
+            pairs(&second),
+            [(3, "c1".into()), (3, "c2".into()), (11, "y".into())]
+        );
+        let cached = &lookups.keyed[&(table.clone(), 2, "user_id".to_string())];
+        assert_eq!(cached.read.len(), 4, "keys 1, 3, 99 and 11, each read once");
+        assert_eq!(cached.batch.as_ref().unwrap().num_rows(), 4);
+        // At the version before the second file, key 11 has no row.
+        let older = lookups
+            .load(&pin(&table, 1), &source(vec![Some(11), Some(2)]))
+            .await
+            .unwrap();
+        assert_eq!(pairs(&older), [(2, "b1".into())]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_keyed_read_skips_the_files_whose_statistics_exclude_the_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = accounts(dir.path()).await;
+        // Remove the second file (users 10–12): a whole-table read fails,
+        // a read of user 2 never opens it.
+        let log = std::fs::read_to_string(table.join("_delta_log").join(format!("{:020}.json", 2)))
+            .unwrap();
+        let added: serde_json::Value = log
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|l| l.get("add").is_some())
+            .unwrap();
+        std::fs::remove_file(table.join(added["add"]["path"].as_str().unwrap())).unwrap();
+        assert!(lookup::read_version(&table, 2).await.is_err());
+        let keys: ArrayRef = Arc::new(Int64Array::from(vec![2]));
+        let rows = lookup::read_keys(&table, 2, "user_id", &keys)
+            .await
+            .unwrap();
+        assert_eq!(rows.num_rows(), 1);
+    }
+
+    #[test]
+    fn a_lookup_of_a_table_the_change_source_reads_is_pinned_where_the_epoch_read_it_to() {
+        let lookups = keyed(std::path::Path::new("/t/accounts"));
+        let range = SourceRange::Changes {
+            tables: vec![crate::run::epoch::TableVersions {
+                name: "accounts".into(),
+                table: "/t/accounts".into(),
+                first: 4,
+                end: 9,
+                snapshot: false,
+                rows: 12,
+            }],
+        };
+        let pins = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(lookups.pin(&range))
+            .unwrap();
+        assert_eq!(pins[0].version, 8);
     }
 }

@@ -158,6 +158,15 @@ pub enum RunError {
         /// The kind of the pipeline's source.
         expected: &'static str,
     },
+    /// The pipeline was opened without the source schema validation learns
+    /// (a prepared pipeline always has it).
+    #[error(
+        "pipeline `{pipeline}`: the source's schema was not validated before the source was opened"
+    )]
+    SourceSchemaUnknown {
+        /// The pipeline.
+        pipeline: String,
+    },
     /// A lookup table no longer has the shape its input was validated with.
     #[error("{0}")]
     LookupSchemaChanged(Box<LookupDrift>),

@@ -176,7 +176,7 @@ async fn run_pipeline(
     if let Some(schema) = prepared.schemas.get(&crate::pipeline::PortRef::Source) {
         checkpoint.keep_source_schema(schema)?;
     }
-    let mut opened = connector::open_sinks(&prepared).await?;
+    let mut opened = connector::open_sinks(&prepared, checkpoint.dir()).await?;
     let mut stages = tokio::task::block_in_place(|| StageSet::new(&prepared))?;
     let mut lookups = Lookups::new(&prepared);
     pins::keep_current(&checkpoint, stages.current())?;
@@ -288,7 +288,7 @@ async fn run_pipeline(
         // lookup may be what made it fail).
         let tables = match plan.quarantine {
             Some(_) => LookupBatches::default(),
-            None => lookups.load(&plan.lookups).await?,
+            None => lookups.load(&plan.lookups, &fetched.batch).await?,
         };
         run_epoch(&prepared, &plan, fetched, &tables, &mut stages, &mut sinks).await?;
         snapshot_state(&checkpoint, &stages, plan.epoch)?;
@@ -321,7 +321,7 @@ async fn run_pipeline(
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0),
             stages: stages.pins(),
-            lookups: lookups.pin_current().await?,
+            lookups: lookups.pin(&fetched.range).await?,
             quarantine: None,
         };
         let problems = continuity::violations(previous.as_ref(), &plan.source);
@@ -336,7 +336,7 @@ async fn run_pipeline(
         checkpoint.write_plan(&plan)?;
         previous = Some(plan.source.clone());
         let records = fetched.batch.num_rows();
-        let tables = lookups.load(&plan.lookups).await?;
+        let tables = lookups.load(&plan.lookups, &fetched.batch).await?;
         let (counts, dead) =
             run_epoch(&prepared, &plan, fetched, &tables, &mut stages, &mut sinks).await?;
         snapshot_state(&checkpoint, &stages, plan.epoch)?;

@@ -126,7 +126,7 @@ pub async fn quarantine(
                 latest: checkpoint.latest_planned()?,
             }));
         };
-        for mut sink in connector::open_sinks(prepared).await? {
+        for mut sink in connector::open_sinks(prepared, checkpoint.dir()).await? {
             let Some(held) = sink.last_epoch().await? else {
                 continue; // a sink that never committed joins with the next epoch
             };

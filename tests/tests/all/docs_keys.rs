@@ -69,6 +69,12 @@ fn with(section: &str) -> String {
         "[pipeline.source.delta]" => format!(
             "{BASE}[[pipeline]]\nname = \"p\"\n[pipeline.source.delta]\ntable = \"t\"\nzz_unknown = 1\n"
         ),
+        "[pipeline.source.changes]" => format!(
+            "{BASE}[[pipeline]]\nname = \"p\"\n[pipeline.source.changes]\ntables = {{ a = \"t\" }}\nzz_unknown = 1\n"
+        ),
+        "[pipeline.sink.kafka]" => format!(
+            "{BASE}[[pipeline]]\nname = \"p\"\n[pipeline.source.delta]\ntable = \"t\"\n[[pipeline.sink]]\nname = \"k\"\n[pipeline.sink.kafka]\ntopic = \"t\"\nvalue = \"v\"\nzz_unknown = 1\n"
+        ),
         "[pipeline.source.files]" => format!(
             "{BASE}[[pipeline]]\nname = \"p\"\n[pipeline.source.files]\ndir = \"l\"\nformat = \"csv\"\nzz_unknown = 1\n"
         ),

@@ -148,3 +148,8 @@ fn route_golden() {
 fn cdc_upsert_golden() {
     golden::<cdc_upsert::CdcUpsert>("cdc-upsert");
 }
+
+#[test]
+fn denormalize_profile_golden() {
+    golden::<denormalize_profile::Denormalize>("denormalize-profile");
+}
