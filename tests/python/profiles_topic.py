@@ -8,7 +8,11 @@ tags as lists ordered by their `order_by` columns, each row without
 compares the latest message per key. Prints one JSON object:
 
   {"messages": N, "keys": K, "tombstones": T, "mismatches": [...],
-   "replays_differ": [...], "twice_in_an_epoch": [...], "missing_headers": M}
+   "mismatch_count": C, "replayed": R, "replays_differ": [...],
+   "twice_in_an_epoch": [...], "missing_headers": M, "at_end": true}
+
+A replay is a message whose (weir-epoch, weir-seq) was already seen; it must
+be byte-identical (key, value, headers, partition) to the first one.
 
 Usage: profiles_topic.py BOOTSTRAP TOPIC TABLES_DIR
 """
@@ -84,7 +88,7 @@ consumer = Consumer({
 })
 partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
 consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-latest, seen, messages, missing_headers = {}, {}, 0, 0
+latest, seen, messages, missing_headers, replayed = {}, {}, 0, 0, 0
 replays_differ, per_epoch, twice = [], {}, []
 at_end = set()
 deadline = datetime.now().timestamp() + 120
@@ -105,8 +109,9 @@ while len(at_end) < len(partitions) and datetime.now().timestamp() < deadline:
         missing_headers += 1
         continue
     ident = (headers["weir-epoch"].decode(), headers["weir-seq"].decode())
-    body = (message.key(), message.value(), message.headers(), message.partition())
+    body = (message.key(), message.value(), message.headers(), message.partition(), message.timestamp())
     if ident in seen:
+        replayed += 1
         if seen[ident] != body:
             replays_differ.append(list(ident))
         continue  # a replay: dropped, as docs/exactly-once.md tells consumers to
@@ -133,6 +138,7 @@ print(json.dumps({
     "tombstones": sum(1 for v in latest.values() if v is None),
     "mismatches": mismatches[:5],
     "mismatch_count": len(mismatches),
+    "replayed": replayed,
     "replays_differ": replays_differ[:5],
     "twice_in_an_epoch": twice[:5],
     "missing_headers": missing_headers,

@@ -1,4 +1,5 @@
-//! `weir bench orders`: the end-to-end benchmark (`--source files`: against
+//! `weir bench orders`: the end-to-end benchmark (`weir bench profiles`:
+//! see `bench_profiles.rs`) (`--source files`: against
 //! Spark, see `bench_files.rs`). Produces N order events,
 //! measures in the same run the raw consume rate of the same broker (every
 //! message read back by a plain librdkafka consumer, no processing), then
@@ -22,6 +23,8 @@ pub struct Args {
 enum Scenario {
     /// Kafka → bronze → silver → gold on the orders scenario.
     Orders(OrdersArgs),
+    /// SCD1 MERGE rows/s and profiles (five tables' changes → Kafka) users/s.
+    Profiles(super::bench_profiles::ProfilesArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,6 +81,7 @@ const TARGET_RSS_BYTES: u64 = 512 * 1024 * 1024;
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Orders(args) => orders(args),
+        Scenario::Profiles(args) => super::bench_profiles::profiles(args),
     }
 }
 

@@ -1,4 +1,4 @@
-//! `weir demo orders`: produces realistic order events to Kafka and (unless
+//! `weir demo orders` (and `weir demo profiles`, in `demo_profiles.rs`): produces realistic order events to Kafka and (unless
 //! `--produce-only`) runs the orders pipeline file once over them, then prints
 //! the gold tables. Without `--brokers` it starts a throwaway in-memory broker
 //! (tansu) as a child process and says so.
@@ -28,6 +28,8 @@ pub struct Args {
 enum Scenario {
     /// Order events → bronze → silver → gold (seed 004).
     Orders(OrdersArgs),
+    /// User changes → SCD1 silver users → profiles from five tables' changes → Kafka (seeds 002, 000).
+    Profiles(super::demo_profiles::ProfilesArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +63,7 @@ struct OrdersArgs {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Orders(args) => orders(args),
+        Scenario::Profiles(args) => super::demo_profiles::profiles(args),
     }
 }
 

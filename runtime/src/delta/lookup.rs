@@ -4,9 +4,11 @@
 //! exactly the rows the first run saw.
 
 use super::{DeltaError, sink, table};
-use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::row::{Row, RowConverter, SortField};
 use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::prelude::{Expr, SessionConfig, SessionContext, col, lit};
+use std::collections::HashSet;
 use std::path::Path;
 
 /// The table's latest version.
@@ -24,8 +26,10 @@ pub async fn read_version(path: &Path, version: u64) -> Result<RecordBatch, Delt
 /// `keys` (an array of the column's type; nulls never match), as one batch
 /// with the table's schema, in scan order. The predicate goes to the scan:
 /// the key range skips files and row groups whose statistics lie outside
-/// it, and short key lists are also matched against the statistics one by
-/// one (DataFusion's pruning of `IN` lists).
+/// it, and a list of at most [`LISTED_KEYS`] keys is also matched against
+/// the statistics key by key (DataFusion's pruning of `IN` lists); longer
+/// lists are matched after the scan (a long `IN` list overflows
+/// DataFusion's recursive expression rewriting).
 pub async fn read_keys(
     path: &Path,
     version: u64,
@@ -36,14 +40,8 @@ pub async fn read_keys(
         table: path.to_path_buf(),
         reason: format!("lookup key `{key}`: {e}"),
     };
-    let mut values = Vec::with_capacity(keys.len());
-    for row in (0..keys.len()).filter(|&r| keys.is_valid(r)) {
-        values.push(lit(
-            ScalarValue::try_from_array(keys, row).map_err(|e| bad_key(&e))?
-        ));
-    }
     let column = col(format!("\"{}\"", key.replace('"', "\"\"")));
-    let range = match (min(keys), max(keys)) {
+    let mut filter = match (min(keys), max(keys)) {
         (Some(low), Some(high)) => column
             .clone()
             .gt_eq(lit(low))
@@ -51,9 +49,45 @@ pub async fn read_keys(
         // No key: no row.
         _ => lit(false),
     };
-    let filter = range.and(column.in_list(values, false));
-    read(path, version, Some(filter)).await
+    let listed = keys.len() - keys.null_count() <= LISTED_KEYS;
+    if listed {
+        let mut values = Vec::with_capacity(keys.len());
+        for row in (0..keys.len()).filter(|&r| keys.is_valid(r)) {
+            values.push(lit(
+                ScalarValue::try_from_array(keys, row).map_err(|e| bad_key(&e))?
+            ));
+        }
+        filter = filter.and(column.in_list(values, false));
+    }
+    let read = read(path, version, Some(filter)).await?;
+    if listed {
+        return Ok(read);
+    }
+    // Keep exactly the rows of `keys`.
+    let stored = read
+        .column_by_name(key)
+        .ok_or_else(|| bad_key(&"the table has no such column"))?;
+    let stored = arrow::compute::cast(stored, keys.data_type()).map_err(|e| bad_key(&e))?;
+    let converter = RowConverter::new(vec![SortField::new(keys.data_type().clone())])
+        .map_err(|e| bad_key(&e))?;
+    let wanted = converter
+        .convert_columns(std::slice::from_ref(keys))
+        .map_err(|e| bad_key(&e))?;
+    let wanted: HashSet<Row<'_>> = (0..keys.len())
+        .filter(|&r| keys.is_valid(r))
+        .map(|r| wanted.row(r))
+        .collect();
+    let found = converter
+        .convert_columns(&[stored.clone()])
+        .map_err(|e| bad_key(&e))?;
+    let keep: BooleanArray = (0..read.num_rows())
+        .map(|r| Some(stored.is_valid(r) && wanted.contains(&found.row(r))))
+        .collect();
+    arrow::compute::filter_record_batch(&read, &keep).map_err(|e| bad_key(&e))
 }
+
+/// The most keys a keyed read lists in its scan predicate.
+pub const LISTED_KEYS: usize = 64;
 
 /// The smallest non-null value of `keys`.
 fn min(keys: &ArrayRef) -> Option<ScalarValue> {

@@ -105,6 +105,17 @@ pub fn multiplex(count: usize, users: u64, seed: u64) -> Vec<Message> {
     messages
 }
 
+/// A well-formed `user_info` event of `user_id` at `millis`, its other
+/// fields drawn from `seed`.
+pub fn change_event(seed: u64, user_id: i64, update_type: &'static str, millis: i64) -> Message {
+    change(
+        &mut Rng(seed ^ user_id as u64),
+        user_id,
+        update_type,
+        millis,
+    )
+}
+
 fn change(rng: &mut Rng, user_id: i64, update_type: &'static str, millis: i64) -> Message {
     let deleted = update_type == "delete";
     let (city, state) = CITIES[rng.below(CITIES.len() as u64) as usize];

@@ -25,7 +25,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use futures::StreamExt;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -205,6 +205,14 @@ impl KafkaTopicSink {
         }
         config.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
         let producer: FutureProducer = config.create().map_err(|e| fail(KafkaError::Config(e)))?;
+        // Connect now, so the idempotent producer's id is acquired while the
+        // first epoch is read rather than when its messages are sent (an
+        // unreachable cluster shows up at the first send, with its error).
+        let warm =
+            Duration::from_millis(spec.connection.connect_timeout.as_millis().min(2_000) as u64);
+        let _ = tokio::task::block_in_place(|| {
+            producer.client().fetch_metadata(Some(&spec.topic), warm)
+        });
         Ok(KafkaTopicSink {
             pipeline: pipeline.to_string(),
             spec: spec.clone(),

@@ -528,6 +528,34 @@ mod tests {
         assert_eq!(rows.num_rows(), 1);
     }
 
+    /// `weir bench profiles` overflowed a tokio worker's stack reading
+    /// 10,000 keys: DataFusion rewrites a long `IN` list recursively.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn regression_a_keyed_read_of_ten_thousand_keys_does_not_overflow_the_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = accounts(dir.path()).await;
+        let keys: ArrayRef = Arc::new(Int64Array::from((0..10_000).collect::<Vec<i64>>()));
+        let rows = lookup::read_keys(&table, 2, "user_id", &keys)
+            .await
+            .unwrap();
+        assert_eq!(rows.num_rows(), 7, "every row of keys 1, 2, 3, 10, 11, 12");
+        let some: ArrayRef = Arc::new(Int64Array::from(
+            (0..5_000).map(|k| k * 2 + 1).collect::<Vec<i64>>(),
+        ));
+        let odd = lookup::read_keys(&table, 2, "user_id", &some)
+            .await
+            .unwrap();
+        let ids = odd.column_by_name("user_id").unwrap();
+        let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
+        let mut found: Vec<i64> = ids.values().to_vec();
+        found.sort_unstable();
+        assert_eq!(
+            found,
+            [1, 3, 3, 11],
+            "only the listed keys, though the range covers more"
+        );
+    }
+
     #[test]
     fn a_lookup_of_a_table_the_change_source_reads_is_pinned_where_the_epoch_read_it_to() {
         let lookups = keyed(std::path::Path::new("/t/accounts"));

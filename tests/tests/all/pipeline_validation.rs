@@ -430,3 +430,163 @@ mode = "append"
         "stage `route` has no output port `userinfo` (its ports: bpm, unmatched, user_info)",
     );
 }
+
+/// A change source, a keyed lookup and a Kafka sink: what the loader
+/// refuses, then what validation refuses, each naming the key and column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_source_keyed_lookup_and_kafka_sink_problems_name_table_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let tables = dir.path().join("tables");
+    weir_runtime::demo::related::write_round(&tables, 1, &[1, 2], 0)
+        .await
+        .unwrap();
+    // A table without the Change Data Feed.
+    let schema =
+        weir_runtime::delta::table::to_delta_schema(&weir_runtime::demo::related::schema("tags"))
+            .unwrap();
+    weir_runtime::delta::table::create(
+        &tables.join("plain"),
+        &schema,
+        &[],
+        &Default::default(),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let header = r#"
+checkpoint_dir = "chk"
+dead_letters = "dl"
+[kafka]
+brokers = "127.0.0.1:9"
+[[pipeline]]
+name = "profiles"
+"#;
+    let loading = write(
+        dir.path(),
+        "load.toml",
+        &format!(
+            r#"{header}
+[pipeline.source.changes]
+tables = {{ accounts = "tables/accounts", tags = "tables/tags" }}
+[[pipeline.stage]]
+name = "first"
+plugin = "${{PLUGINS}}/denormalize_profile.wasm"
+config = {{ key = "user_id", profile = "accounts" }}
+[[pipeline.stage]]
+name = "second"
+plugin = "${{PLUGINS}}/denormalize_profile.wasm"
+config = {{ key = "user_id", profile = "accounts" }}
+[pipeline.stage.lookup.accounts]
+table = "tables/accounts"
+key = "user_id"
+[[pipeline.sink]]
+name = "out"
+[pipeline.sink.kafka]
+topic = "profiles"
+value = "profile"
+headers = {{ "weir-seq" = "user_id" }}
+"#
+        ),
+    );
+    let found = problems(&loading).await;
+    assert_reported(
+        &found,
+        "source.changes.columns",
+        "is required with several tables",
+    );
+    assert_reported(
+        &found,
+        "stage \"second\" > lookup.accounts.key",
+        "its stage must take `input = \"source\"`",
+    );
+    assert_reported(
+        &found,
+        "sink \"out\" > kafka.headers",
+        "`weir-seq` is set by Weir",
+    );
+
+    let sources = write(
+        dir.path(),
+        "sources.toml",
+        &format!(
+            r#"{header}
+[pipeline.source.changes]
+tables = {{ accounts = "tables/accounts", tags = "tables/tags", plain = "tables/plain", gone = "tables/gone" }}
+columns = ["user_id", "kind"]
+[[pipeline.stage]]
+name = "profile"
+plugin = "${{PLUGINS}}/denormalize_profile.wasm"
+config = {{ key = "user_id", profile = "accounts" }}
+[[pipeline.sink]]
+name = "out"
+[pipeline.sink.kafka]
+topic = "profiles"
+value = "profile"
+"#
+        ),
+    );
+    let found = problems(&sources).await;
+    assert_reported(
+        &found,
+        "source.changes.tables.plain",
+        "version 0: the Change Data Feed is off",
+    );
+    assert_reported(
+        &found,
+        "source.changes.tables.gone",
+        "is not a Delta table, and no pipeline in this file writes it",
+    );
+
+    let columns = write(
+        dir.path(),
+        "columns.toml",
+        &std::fs::read_to_string(&sources)
+            .unwrap()
+            .replace(", plain = \"tables/plain\", gone = \"tables/gone\"", ""),
+    );
+    assert_reported(
+        &problems(&columns).await,
+        "source.changes.columns",
+        "table `tags` has no column `kind`",
+    );
+
+    let stages = write(
+        dir.path(),
+        "stages.toml",
+        &format!(
+            r#"{header}
+[pipeline.source.changes]
+tables = {{ accounts = "tables/accounts" }}
+[[pipeline.stage]]
+name = "profile"
+plugin = "${{PLUGINS}}/denormalize_profile.wasm"
+config = {{ key = "user_id", profile = "accounts" }}
+[pipeline.stage.lookup.accounts]
+table = "tables/accounts"
+key = "account"
+[[pipeline.sink]]
+name = "out"
+[pipeline.sink.kafka]
+topic = "profiles"
+key = "nope"
+value = "user_id"
+"#
+        ),
+    );
+    let found = problems(&stages).await;
+    assert_reported(
+        &found,
+        "stage \"profile\" > lookup.accounts.key",
+        "has no column `account`",
+    );
+    assert_reported(
+        &found,
+        "sink \"out\" > kafka.key",
+        "column `nope` is not in",
+    );
+    assert_reported(
+        &found,
+        "sink \"out\" > kafka.value",
+        "column `user_id` has type Int64; it must be text, bytes or a struct",
+    );
+}

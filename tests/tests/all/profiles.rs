@@ -203,3 +203,177 @@ async fn silver_users_hold_the_latest_state_of_every_user_across_runs() {
         assert!(known, "{stage}: {reason}");
     }
 }
+
+/// The example file with small epochs (bronze 500 records, profiles 300
+/// change rows), so kills land inside epochs of every pipeline.
+fn small_epochs_file(fixture: &OrdersFixture) -> std::path::PathBuf {
+    let examples = weir_tests::workspace_dir().join("examples/profiles");
+    let dir = fixture.data.path().join("pipeline");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(examples.join("user_info.json"), dir.join("user_info.json")).unwrap();
+    let text = std::fs::read_to_string(examples.join("pipeline.toml")).unwrap();
+    for size in ["max_records = 16384", "max_records = 50000"] {
+        assert!(text.contains(size), "the example's batch sizes changed");
+    }
+    let path = dir.join("pipeline.toml");
+    let text = text
+        .replace("max_records = 16384", "max_records = 500")
+        .replace("max_records = 50000", "max_records = 300");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The newest epoch the `profiles` pipeline planned, and the newest its
+/// Kafka sink recorded as fully acknowledged.
+fn profiles_progress(fixture: &OrdersFixture) -> (u64, u64) {
+    let dir = fixture.data.path().join("checkpoints/profiles");
+    let planned = std::fs::read_dir(dir.join("epochs"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    let sent = std::fs::read(dir.join("sinks/profiles.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["epoch"].as_u64())
+        .unwrap_or(0);
+    (planned, sent)
+}
+
+/// `kill -9` of the streaming chained flow at random moments while change
+/// events and related-table changes keep arriving; after the last restart
+/// the tables and the `profiles` topic hold exactly the expected results,
+/// and every re-sent message is byte-identical to its first sending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The guard only serializes whole tests, each on its own runtime.
+#[allow(clippy::await_holding_lock)]
+async fn killed_at_random_moments_the_chained_flow_publishes_exactly_the_expected_profiles() {
+    use std::process::Stdio;
+    let _harness = weir_tests::exclusive_kill_harness();
+    let wanted: usize = std::env::var("WEIR_PROFILES_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    let fixture = OrdersFixture::start(1).await;
+    for topic in TOPICS {
+        producer::ensure_topic(&fixture.connection(), topic, 2)
+            .await
+            .expect("topic created");
+    }
+    let messages = multiplex(12_000, 400, 11);
+    let users: Vec<i64> = (10_000..10_400).collect();
+    let tables = fixture.data.path().join("tables");
+    related::write_round(&tables, 11, &users, 0).await.unwrap();
+    let file = small_epochs_file(&fixture);
+    let warm = weir_tests::orders::weir(&fixture, &["validate", file.to_str().unwrap()])
+        .status()
+        .expect("weir validate");
+    assert!(warm.success(), "the pipeline file must validate");
+
+    let checkpoints = fixture.data.path().join("checkpoints");
+    let chunks: Vec<&[Message]> = messages.chunks(messages.len() / wanted + 1).collect();
+    let mut schedule = weir_runtime::demo::random::Rng(20_261_206);
+    let (mut kills, mut interrupted) = (0, 0);
+    while kills < wanted || (interrupted == 0 && kills < 2 * wanted) {
+        // New events and a round of related changes before each start.
+        if let Some(chunk) = chunks.get(kills) {
+            produce(&fixture, chunk).await;
+            let round = kills as u64 + 1;
+            let changed: Vec<i64> = users
+                .iter()
+                .copied()
+                .filter(|u| (u % 13) as u64 == round % 13)
+                .collect();
+            related::write_round(&tables, 11, &changed, round)
+                .await
+                .unwrap();
+        }
+        let before = weir_tests::start_marker(&checkpoints, "profiles");
+        let mut child = weir_tests::orders::weir(&fixture, &["run", file.to_str().unwrap()])
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("weir starts");
+        weir_tests::wait_until_up(&mut child, &checkpoints, "profiles", before).await;
+        let wait = std::time::Duration::from_millis(300 + schedule.below(2_200));
+        if kills % 2 == 0 {
+            tokio::time::sleep(wait).await;
+        } else {
+            // Right after a profiles epoch is planned, before its messages are all acknowledged.
+            let deadline = std::time::Instant::now() + wait * 2;
+            let start = profiles_progress(&fixture).0;
+            while profiles_progress(&fixture).0 == start && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        if let Some(status) = child.try_wait().expect("poll child") {
+            panic!("weir run exited by itself with {status}");
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        kills += 1;
+        let (planned, sent) = profiles_progress(&fixture);
+        if planned > sent {
+            interrupted += 1;
+        }
+    }
+    println!("{kills} kills, {interrupted} with a profiles epoch planned but not all sent");
+    assert!(interrupted > 0, "no kill interrupted a profiles epoch");
+    let rest: Vec<Message> = chunks
+        .iter()
+        .skip(kills)
+        .flat_map(|c| c.iter().cloned())
+        .collect();
+    produce(&fixture, &rest).await;
+
+    let status = weir_tests::orders::weir(&fixture, &["run", file.to_str().unwrap(), "--once"])
+        .stderr(Stdio::inherit())
+        .status()
+        .expect("weir run --once");
+    assert!(status.success(), "the final run --once failed: {status}");
+    assert_eq!(
+        silver_users(&fixture).await,
+        expected(&latest_state(&messages))
+    );
+    let summary = check_profiles(&fixture);
+    println!("profiles topic after the kills: {summary}");
+
+    // The state a crash leaves between the last acknowledgement of an epoch's
+    // messages and the sink's record of it, for the last three epochs: they
+    // are sent again, byte-identical, and the latest profiles are unchanged.
+    let (planned, sent) = profiles_progress(&fixture);
+    assert_eq!(planned, sent, "the final run sent every planned epoch");
+    assert!(sent >= 3, "too few profiles epochs to replay ({sent})");
+    let marker = fixture
+        .data
+        .path()
+        .join("checkpoints/profiles/sinks/profiles.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+    record["epoch"] = serde_json::json!(sent - 3);
+    std::fs::write(&marker, record.to_string()).unwrap();
+    let status = weir_tests::orders::weir(&fixture, &["run", file.to_str().unwrap(), "--once"])
+        .stderr(Stdio::inherit())
+        .status()
+        .expect("weir run --once");
+    assert!(status.success(), "the replaying run failed: {status}");
+    let replayed = check_profiles(&fixture);
+    assert_eq!(
+        profiles_progress(&fixture),
+        (planned, sent),
+        "replays plan nothing new"
+    );
+    let resent = replayed["messages"].as_u64().unwrap() - summary["messages"].as_u64().unwrap();
+    assert!(
+        resent > 0,
+        "the last three epochs were sent again: {replayed}"
+    );
+    assert_eq!(
+        replayed["replayed"].as_u64().unwrap(),
+        summary["replayed"].as_u64().unwrap() + resent,
+        "{replayed}"
+    );
+}
