@@ -12,12 +12,11 @@ use super::bench::fresh_data_dir;
 use super::demo::broker;
 use super::explain_problems;
 use arrow::array::{ArrayRef, BinaryArray, RecordBatch};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
-use weir_runtime::delta::table;
 use weir_runtime::demo::profiles::change_event;
 use weir_runtime::demo::random::START_MILLIS;
 use weir_runtime::demo::related;
@@ -168,15 +167,7 @@ async fn append_events(
             Arc::new(BinaryArray::from_iter_values(values)) as ArrayRef,
         ),
     ])?;
-    let opened = match table::open(path).await? {
-        Some(existing) => existing,
-        None => {
-            let schema = table::to_delta_schema(&batch.schema()).map_err(anyhow::Error::msg)?;
-            let properties =
-                BTreeMap::from([("delta.enableChangeDataFeed".to_string(), "true".to_string())]);
-            table::create(path, &schema, &[], &properties, vec![]).await?
-        }
-    };
+    let opened = related::open_or_create(path, &batch.schema()).await?;
     opened
         .write(vec![batch])
         .with_save_mode(deltalake::protocol::SaveMode::Append)

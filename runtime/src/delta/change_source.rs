@@ -102,7 +102,8 @@ impl Tracked {
             table: self.path.display().to_string(),
             first: self.first,
             end: self.read_to,
-            snapshot: self.snapshot && self.read_to > self.first,
+            // Still pending when the range is empty.
+            snapshot: self.snapshot,
             rows: self.pending.iter().map(|(_, b)| b.num_rows() as u64).sum(),
         }
     }
@@ -165,7 +166,8 @@ impl ChangeSource {
                 .await
                 .map_err(&fail)?;
             let (first, snapshot) = match recorded.iter().find(|t| &t.name == name) {
-                Some(t) => (t.end, false),
+                // A snapshot the last epoch did not get to is still to read.
+                Some(t) => (t.end, t.snapshot && t.end == t.first),
                 None => start_version(path, spec.start, latest).map_err(&fail)?,
             };
             changes::check_readable(path, first.min(latest))
@@ -295,25 +297,29 @@ impl ChangeSource {
         let range = SourceRange::Changes {
             tables: self.tables.iter().map(Tracked::range).collect(),
         };
-        let mut starts = Vec::new();
-        let mut batches = Vec::new();
-        let mut rows = 0;
+        let mut read = Vec::new();
         for t in &mut self.tables {
             for (version, batch) in std::mem::take(&mut t.pending) {
-                starts.push((rows, t.name.clone(), version));
-                rows += batch.num_rows();
-                batches.push(batch);
+                read.push((t.name.clone(), version, batch));
             }
         }
-        self.fetched(range, batches, starts)
+        self.fetched(range, read)
     }
 
+    /// One epoch of `read` (`(table name, version, rows)` in order).
     fn fetched(
         &self,
         range: SourceRange,
-        batches: Vec<RecordBatch>,
-        starts: Vec<(usize, String, u64)>,
+        read: Vec<(String, u64, RecordBatch)>,
     ) -> Result<Fetched, RunError> {
+        let mut starts = Vec::with_capacity(read.len());
+        let mut batches = Vec::with_capacity(read.len());
+        let mut rows = 0;
+        for (name, version, batch) in read {
+            starts.push((rows, name, version));
+            rows += batch.num_rows();
+            batches.push(batch);
+        }
         let batch = arrow::compute::concat_batches(&self.output, &batches).map_err(|e| {
             RunError::Delta {
                 pipeline: self.pipeline.clone(),
@@ -395,7 +401,10 @@ impl Source for ChangeSource {
                 let snapshot = t.snapshot && version == t.first;
                 let batch = self.read(index, version, snapshot).await?;
                 let t = &mut self.tables[index];
-                t.pending.push((version, batch));
+                // A version without rows only moves the range's end.
+                if batch.num_rows() > 0 {
+                    t.pending.push((version, batch));
+                }
                 t.read_to += 1;
             }
             let caught_up = self
@@ -434,9 +443,7 @@ impl Source for ChangeSource {
                 expected: KIND,
             });
         };
-        let mut batches = Vec::new();
-        let mut starts = Vec::new();
-        let mut rows = 0;
+        let mut read = Vec::new();
         for recorded in tables {
             let Some(index) = self.tables.iter().position(|t| {
                 t.name == recorded.name && t.path.display().to_string() == recorded.table
@@ -453,12 +460,10 @@ impl Source for ChangeSource {
             for version in recorded.first..recorded.end {
                 let snapshot = recorded.snapshot && version == recorded.first;
                 let batch = self.read(index, version, snapshot).await?;
-                starts.push((rows, recorded.name.clone(), version));
-                rows += batch.num_rows();
-                batches.push(batch);
+                read.push((recorded.name.clone(), version, batch));
             }
         }
-        self.fetched(range.clone(), batches, starts)
+        self.fetched(range.clone(), read)
     }
 
     async fn acknowledge(&mut self, range: &SourceRange) -> Result<(), RunError> {
@@ -466,7 +471,7 @@ impl Source for ChangeSource {
             for recorded in tables {
                 if let Some(t) = self.tables.iter_mut().find(|t| t.name == recorded.name) {
                     t.first = recorded.end;
-                    t.snapshot = false;
+                    t.snapshot = recorded.snapshot && recorded.end == recorded.first;
                     if t.read_to < t.first {
                         // A replayed epoch: nothing read ahead of it is kept.
                         t.read_to = t.first;

@@ -241,9 +241,10 @@ pub fn commit_micros(path: &Path, version: u64) -> Result<i64, DeltaError> {
 }
 
 /// The first version committed at or after `micros` (µs since the Unix
-/// epoch) among the commits the log holds, or `latest + 1` when every
-/// commit is older (Spark's `startingTimestamp`, except that a time after
-/// the latest commit starts with the next commit instead of failing).
+/// epoch), or `latest + 1` when every commit is older (Spark's
+/// `startingTimestamp`, except that a time after the latest commit starts
+/// with the next commit instead of failing). An error when the log was
+/// cleaned up after the time: the changes of the removed commits are gone.
 pub fn first_version_at_or_after(path: &Path, micros: i64, latest: u64) -> Result<u64, DeltaError> {
     let log = path.join("_delta_log");
     let listed = std::fs::read_dir(&log).map_err(|e| DeltaError::Location {
@@ -259,6 +260,20 @@ pub fn first_version_at_or_after(path: &Path, micros: i64, latest: u64) -> Resul
         .filter(|v| *v <= latest)
         .collect();
     versions.sort_unstable();
+    if let Some(&oldest) = versions.first()
+        && oldest > 0
+        && commit_micros(path, oldest)? > micros
+    {
+        // Commits before `oldest` were removed by log cleanup: some of the
+        // changes since the time can no longer be read.
+        return Err(DeltaError::Location {
+            table: path.to_path_buf(),
+            reason: format!(
+                "the log no longer holds the commits before version {oldest} (log cleanup), \
+                 which may be after the start time; start at version {oldest} or later, or from a snapshot"
+            ),
+        });
+    }
     for version in versions {
         if commit_micros(path, version)? >= micros {
             return Ok(version);

@@ -29,7 +29,9 @@ pub async fn read_version(path: &Path, version: u64) -> Result<RecordBatch, Delt
 /// it, and a list of at most [`LISTED_KEYS`] keys is also matched against
 /// the statistics key by key (DataFusion's pruning of `IN` lists); longer
 /// lists are matched after the scan (a long `IN` list overflows
-/// DataFusion's recursive expression rewriting).
+/// DataFusion's recursive expression rewriting). A key column whose values
+/// cannot be ordered or turned into literals is an error naming it, never an
+/// empty result.
 pub async fn read_keys(
     path: &Path,
     version: u64,
@@ -41,7 +43,11 @@ pub async fn read_keys(
         reason: format!("lookup key `{key}`: {e}"),
     };
     let column = col(format!("\"{}\"", key.replace('"', "\"\"")));
-    let mut filter = match (min(keys), max(keys)) {
+    let (low, high) = (
+        extreme(keys, true).map_err(|e| bad_key(&e))?,
+        extreme(keys, false).map_err(|e| bad_key(&e))?,
+    );
+    let mut filter = match (low, high) {
         (Some(low), Some(high)) => column
             .clone()
             .gt_eq(lit(low))
@@ -78,7 +84,7 @@ pub async fn read_keys(
         .map(|r| wanted.row(r))
         .collect();
     let found = converter
-        .convert_columns(&[stored.clone()])
+        .convert_columns(std::slice::from_ref(&stored))
         .map_err(|e| bad_key(&e))?;
     let keep: BooleanArray = (0..read.num_rows())
         .map(|r| Some(stored.is_valid(r) && wanted.contains(&found.row(r))))
@@ -89,26 +95,23 @@ pub async fn read_keys(
 /// The most keys a keyed read lists in its scan predicate.
 pub const LISTED_KEYS: usize = 64;
 
-/// The smallest non-null value of `keys`.
-fn min(keys: &ArrayRef) -> Option<ScalarValue> {
-    extreme(keys, true)
-}
-
-/// The largest non-null value of `keys`.
-fn max(keys: &ArrayRef) -> Option<ScalarValue> {
-    extreme(keys, false)
-}
-
-fn extreme(keys: &ArrayRef, smallest: bool) -> Option<ScalarValue> {
+/// The smallest (or, without `smallest`, the largest) non-null value of
+/// `keys`; `None` when every key is null.
+fn extreme(
+    keys: &ArrayRef,
+    smallest: bool,
+) -> Result<Option<ScalarValue>, Box<dyn std::error::Error>> {
     let options = arrow::compute::SortOptions {
         descending: !smallest,
         nulls_first: false,
     };
-    let first = arrow::compute::sort_to_indices(keys, Some(options), Some(1)).ok()?;
-    let row = first.values().first().copied()? as usize;
-    keys.is_valid(row)
-        .then(|| ScalarValue::try_from_array(keys, row).ok())
-        .flatten()
+    let first = arrow::compute::sort_to_indices(keys, Some(options), Some(1))?;
+    match first.values().first() {
+        Some(&row) if keys.is_valid(row as usize) => {
+            Ok(Some(ScalarValue::try_from_array(keys, row as usize)?))
+        }
+        _ => Ok(None),
+    }
 }
 
 async fn read(path: &Path, version: u64, filter: Option<Expr>) -> Result<RecordBatch, DeltaError> {

@@ -14,6 +14,7 @@ use super::random::Rng;
 use crate::delta::{DeltaError, table};
 use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -221,21 +222,7 @@ pub async fn write_round(
                 source: Box::new(source),
             }
         };
-        let mut opened = match table::open(&path).await? {
-            Some(existing) => existing,
-            None => {
-                let delta =
-                    table::to_delta_schema(&schema(name)).map_err(|reason| DeltaError::Schema {
-                        table: path.clone(),
-                        reason,
-                    })?;
-                let properties = BTreeMap::from([(
-                    "delta.enableChangeDataFeed".to_string(),
-                    "true".to_string(),
-                )]);
-                table::create(&path, &delta, &[], &properties, vec![]).await?
-            }
-        };
+        let mut opened = open_or_create(&path, &schema(name)).await?;
         if round > 0 && !users.is_empty() {
             let ids: Vec<String> = users.iter().map(i64::to_string).collect();
             let (deleted, _) = opened
@@ -253,6 +240,21 @@ pub async fn write_round(
             .map_err(failed("append"))?;
     }
     Ok(())
+}
+
+/// The table at `path`, created with `schema` and the Change Data Feed on
+/// when missing (as another system's writer would make it).
+pub async fn open_or_create(path: &Path, schema: &Schema) -> Result<DeltaTable, DeltaError> {
+    if let Some(existing) = table::open(path).await? {
+        return Ok(existing);
+    }
+    let delta = table::to_delta_schema(schema).map_err(|reason| DeltaError::Schema {
+        table: path.to_path_buf(),
+        reason,
+    })?;
+    let properties =
+        BTreeMap::from([("delta.enableChangeDataFeed".to_string(), "true".to_string())]);
+    table::create(path, &delta, &[], &properties, vec![]).await
 }
 
 #[cfg(test)]

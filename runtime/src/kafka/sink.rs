@@ -193,16 +193,18 @@ impl KafkaTopicSink {
         };
         let mut config = rdkafka::ClientConfig::new();
         config
-            .set("bootstrap.servers", &spec.connection.brokers)
             .set("client.id", "weir")
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("partitioner", "murmur2")
             .set("linger.ms", "5")
             .set("queue.buffering.max.messages", "1000000");
         for (key, value) in &spec.connection.properties {
             config.set(key, value);
         }
+        // What the guarantees rest on cannot be changed by a property.
+        config
+            .set("bootstrap.servers", &spec.connection.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2");
         config.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
         let producer: FutureProducer = config.create().map_err(|e| fail(KafkaError::Config(e)))?;
         // Connect now, so the idempotent producer's id is acquired while the

@@ -564,6 +564,17 @@ fn resolve_kafka_sink(
         }
     }
     let at = format!("{location} > kafka");
+    if spec.name.is_empty()
+        || !spec
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        problems.push(
+            format!("{location} > name"),
+            "a Kafka sink's name must be non-empty and use only letters, digits, `-` and `_` (it names a file in the checkpoint directory)",
+        );
+    }
     if kafka.topic.trim().is_empty() {
         problems.push(format!("{at}.topic"), "is empty");
     }

@@ -242,7 +242,7 @@ pub struct KafkaSinkSpec {
     #[serde(default)]
     pub key: Option<String>,
     /// The column holding message values: text and bytes are sent as they
-    /// are, any other type as JSON; a null value is a tombstone.
+    /// are, a struct as a JSON object; a null value is a tombstone.
     pub value: String,
     /// Message header name → the text or bytes column holding its value.
     #[serde(default)]

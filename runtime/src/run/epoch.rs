@@ -47,9 +47,10 @@ pub enum SourceRange {
 }
 
 /// The versions of one table a change-source epoch read: `first..end`
-/// (half-open; empty when the table had nothing new). With `snapshot`,
-/// version `first` was read as the whole table as of that version (every
-/// row an insert) and `first + 1..end` as changes.
+/// (half-open; empty when the table had nothing new or its turn did not
+/// come). With `snapshot`, version `first` is read as the whole table as of
+/// that version (every row an insert) and `first + 1..end` as changes; an
+/// empty range with `snapshot` leaves that snapshot to a later epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableVersions {
     /// The table's name in the pipeline file (the `_table` column).
@@ -60,7 +61,7 @@ pub struct TableVersions {
     pub first: u64,
     /// The first version not read: where the next epoch starts.
     pub end: u64,
-    /// Whether `first` was read as a snapshot.
+    /// Whether `first` is read as a snapshot (still to read when the range is empty).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub snapshot: bool,
     /// Change rows read from this table.

@@ -24,6 +24,9 @@ use arrow::row::{OwnedRow, RowConverter, SortField};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+/// The most rows a keyed lookup keeps cached per table version.
+const KEYED_CACHE_ROWS: usize = 1 << 20;
+
 /// A stage's lookup batches, by stage index: `(input port, rows)`.
 pub type LookupBatches = HashMap<usize, Vec<(String, RecordBatch)>>;
 
@@ -92,7 +95,7 @@ impl Lookups {
                             &input.table,
                         )
                     })
-                    .and_then(|t| t.end.checked_sub(1)),
+                    .map(|t| t.end.saturating_sub(1)),
                 _ => None,
             };
             let version = match read_by_source {
@@ -208,6 +211,12 @@ impl Lookups {
             read: HashSet::new(),
             batch: None,
         });
+        // Bounded: a table whose version stays pinned while ever new keys
+        // are asked for starts its cache afresh past the limit.
+        if entry.batch.as_ref().map_or(0, RecordBatch::num_rows) > KEYED_CACHE_ROWS {
+            entry.read.clear();
+            entry.batch = None;
+        }
         // Keys of this epoch not read yet at this version, once each.
         let mut wanted_set = HashSet::new();
         let mut missing = Vec::new();
