@@ -128,7 +128,10 @@ struct QuietEof;
 
 impl rdkafka::ClientContext for QuietEof {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+        let end = rdkafka::types::RDKafkaErrorCode::PartitionEOF;
+        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_))
+            && error.rdkafka_error_code() != Some(end)
+        {
             tracing::warn!("reading the profiles topic: {error}: {reason}");
         }
     }

@@ -33,12 +33,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 )
             })
             .collect();
-        let sinks: Vec<String> = p
-            .spec
-            .sinks
-            .iter()
-            .map(|s| format!("{} → {}", p.spec.port_name(&s.from), s.table.display()))
-            .collect();
+        let sinks: Vec<String> =
+            p.spec
+                .sinks
+                .iter()
+                .map(|s| format!("{} → {}", p.spec.port_name(&s.from), s.table.display()))
+                .chain(
+                    p.spec.kafka_sinks.iter().map(|s| {
+                        format!("{} → kafka topic {}", p.spec.port_name(&s.from), s.topic)
+                    }),
+                )
+                .collect();
         println!(
             "pipeline {}: {} | {} | {}",
             p.spec.name,

@@ -177,7 +177,7 @@ impl<'de> Deserialize<'de> for ChangesStart {
                     .ok_or_else(|| {
                         serde::de::Error::custom(format!(
                             "`{word}` is not a start position; use \"earliest\", \"latest\", \"snapshot\", \
-                             a version number or an RFC 3339 time such as \"2026-12-01T00:00:00Z\""
+                             a version number (unquoted: start = 5) or an RFC 3339 time such as \"2026-12-01T00:00:00Z\""
                         ))
                     }),
             },

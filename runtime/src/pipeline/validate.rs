@@ -403,7 +403,11 @@ async fn check_pipeline(
                 match (schema.field_with_name(key), input.field_with_name(key)) {
                     (Err(_), _) => problem(
                         format!("{at}.key"),
-                        format!("{} has no column `{key}`", path.display()),
+                        format!(
+                            "{} has no column `{key}` (its columns: {})",
+                            path.display(),
+                            describe_schema(schema)
+                        ),
                     ),
                     (_, Err(_)) => problem(
                         format!("{at}.key"),
