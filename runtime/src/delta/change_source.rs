@@ -21,8 +21,9 @@
 //! each table's latest version at first start as `insert`s stamped with that
 //! version, then the changes of later versions.
 
+use super::epoch_source::{Bound, failed};
 use super::{DeltaError, changes, table};
-use crate::connector::{Fetched, Reach, Source, SourceRows, Writers};
+use crate::connector::{Fetched, Reach, Source, SourceRows};
 use crate::delta::dead_letters::Origin;
 use crate::pipeline::model::Changes;
 use crate::pipeline::spec::{BatchPolicy, ChangesStart};
@@ -109,17 +110,6 @@ impl Tracked {
     }
 }
 
-/// Where the source stops.
-enum Bound {
-    /// Streaming: never.
-    None,
-    /// `--once`: after these versions (per table, in table order).
-    Until(Vec<u64>),
-    /// `--once` on tables pipelines of this run write: after their latest
-    /// versions once they have all finished.
-    AfterWriters(Writers),
-}
-
 /// A pipeline's change source.
 pub struct ChangeSource {
     pipeline: String,
@@ -129,7 +119,8 @@ pub struct ChangeSource {
     /// The rows' schema.
     output: SchemaRef,
     pre_images: bool,
-    bound: Bound,
+    /// Where this run stops, per table in table order.
+    bound: Bound<Vec<u64>>,
     poll_interval: Duration,
     /// The table whose turn it is to read a version.
     turn: usize,
@@ -359,13 +350,6 @@ fn describe_tables(tables: &[Tracked]) -> String {
         .map(|t| t.path.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn failed(pipeline: &str) -> impl Fn(DeltaError) -> RunError + '_ {
-    move |source| RunError::Delta {
-        pipeline: pipeline.to_string(),
-        source,
-    }
 }
 
 #[async_trait::async_trait]

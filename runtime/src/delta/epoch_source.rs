@@ -26,13 +26,14 @@ use std::time::Duration;
 /// The source kind recorded in dead letters.
 pub const KIND: &str = "delta";
 
-/// Where a Delta source stops.
-enum Bound {
+/// Where a Delta source stops: `T` is the last version to read (one per
+/// table for a change source).
+pub(super) enum Bound<T = u64> {
     /// Streaming: never.
     None,
     /// `--once`: after this version (the latest when it started, or when
     /// the table's writers in this run had finished).
-    Until(u64),
+    Until(T),
     /// `--once` on a table pipelines of this run write: after the latest
     /// version once they have all finished.
     AfterWriters(Writers),
@@ -111,7 +112,8 @@ impl DeltaEpochSource {
     }
 }
 
-fn failed(pipeline: &str) -> impl Fn(DeltaError) -> RunError + '_ {
+/// Turns a table error into the pipeline's run error.
+pub(super) fn failed(pipeline: &str) -> impl Fn(DeltaError) -> RunError + '_ {
     move |source| RunError::Delta {
         pipeline: pipeline.to_string(),
         source,

@@ -4,6 +4,7 @@
 //! the log).
 
 use super::*;
+use crate::connector::Writers;
 use crate::pipeline::spec::BatchPolicy;
 use crate::run::continuity;
 use arrow::array::{AsArray, Int64Array};
