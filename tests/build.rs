@@ -8,7 +8,7 @@ mod plugin_build;
 
 use std::path::{Path, PathBuf};
 
-const PLUGINS: [&str; 10] = [
+const PLUGINS: [&str; 14] = [
     "parse-json",
     "parse-csv",
     "filter-paid",
@@ -19,6 +19,10 @@ const PLUGINS: [&str; 10] = [
     "denormalize-profile",
     "misbehave",
     "drift",
+    "tag-v1",
+    "tag-v2",
+    "tag-trap",
+    "tag-narrow",
 ];
 
 fn main() {

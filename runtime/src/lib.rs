@@ -5,10 +5,12 @@
 //! runs them in a sandbox with no capabilities, a memory cap and a time budget,
 //! and moves Arrow data in and out of them. The `weir` binary is its CLI.
 
+pub mod admin;
 pub mod audit;
 pub mod bindings;
 pub mod cache;
 pub mod connector;
+pub mod control;
 pub mod delta;
 pub mod demo;
 pub mod determinism;

@@ -69,17 +69,28 @@ impl PluginLimits {
 pub struct MemoryLimiter {
     cap: usize,
     denied: Option<usize>,
+    /// The largest linear memory granted so far, in bytes.
+    granted: usize,
 }
 
 impl MemoryLimiter {
     /// A limiter for `cap` bytes.
     pub fn new(cap: usize) -> Self {
-        MemoryLimiter { cap, denied: None }
+        MemoryLimiter {
+            cap,
+            denied: None,
+            granted: 0,
+        }
     }
 
     /// The cap in bytes.
     pub fn cap(&self) -> usize {
         self.cap
+    }
+
+    /// The largest linear memory granted so far, in bytes (a wasm memory never shrinks).
+    pub fn granted(&self) -> usize {
+        self.granted
     }
 
     /// Takes the size of the refused growth, if one happened since the last take.
@@ -104,6 +115,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
                 self.cap
             );
         }
+        self.granted = self.granted.max(desired);
         Ok(true)
     }
 

@@ -135,6 +135,13 @@ impl PluginInstance {
         self.live = None;
     }
 
+    /// The running wasm instance's linear memory, in bytes (0 when none runs).
+    pub fn memory_bytes(&self) -> usize {
+        self.live
+            .as_ref()
+            .map_or(0, |live| live.store.data().limiter.granted())
+    }
+
     /// How many times a fresh wasm instance was started after a failure.
     pub fn restarts(&self) -> u64 {
         self.starts.saturating_sub(1)

@@ -22,6 +22,10 @@ pub fn wasm_path(plugin: &str) -> PathBuf {
         "denormalize-profile" => env!("WEIR_WASM_DENORMALIZE_PROFILE"),
         "misbehave" => env!("WEIR_WASM_MISBEHAVE"),
         "drift" => env!("WEIR_WASM_DRIFT"),
+        "tag-v1" => env!("WEIR_WASM_TAG_V1"),
+        "tag-v2" => env!("WEIR_WASM_TAG_V2"),
+        "tag-trap" => env!("WEIR_WASM_TAG_TRAP"),
+        "tag-narrow" => env!("WEIR_WASM_TAG_NARROW"),
         other => panic!("no test component called {other}"),
     })
 }

@@ -711,6 +711,7 @@ mod tests {
                 rejected: rejected as usize,
                 duplicates: 0,
                 late: 0,
+                poisoned: 0,
             }],
             dead_letters: rejected,
             quarantined: 0,

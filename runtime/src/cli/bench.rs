@@ -25,6 +25,8 @@ enum Scenario {
     Orders(OrdersArgs),
     /// SCD1 MERGE rows/s and profiles (five tables' changes → Kafka) users/s.
     Profiles(super::bench_profiles::ProfilesArgs),
+    /// The processing stall a hot swap causes, p50 and p99 over 50 swaps.
+    Swap(super::bench_swap::SwapArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Orders(args) => orders(args),
         Scenario::Profiles(args) => super::bench_profiles::profiles(args),
+        Scenario::Swap(args) => super::bench_swap::swap(args),
     }
 }
 

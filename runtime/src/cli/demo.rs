@@ -58,6 +58,11 @@ struct OrdersArgs {
     /// Where tables and checkpoints go (sets WEIR_DATA for the pipeline file).
     #[arg(long, default_value = "out/orders")]
     data: PathBuf,
+    /// Afterwards keep streaming (new events arriving a few times a second)
+    /// with the admin API on this address, token from WEIR_ADMIN_TOKEN, until
+    /// Ctrl-C: the playground of README's operator section.
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:9870")]
+    serve: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -188,6 +193,7 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
                     })
             })
             .collect();
+        let streaming = prepared.clone();
         let reports = run_file(
             prepared,
             RunOptions { once: true },
@@ -207,6 +213,17 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", sink.table.display()))?;
             println!("\n== {} (top 10 by {measure})", sink.name);
             println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+        }
+        if let Some(address) = &args.serve {
+            super::demo_serve::serve(
+                streaming,
+                address,
+                &engine,
+                &connection,
+                &args.topic,
+                args.seed,
+            )
+            .await?;
         }
         anyhow::Ok(())
     })

@@ -1,12 +1,17 @@
 //! Command-line interface: the command tree and dispatch to one module per command.
 
+mod admin_client;
 pub mod allocator;
 mod audit;
 mod bench;
 mod bench_files;
 mod bench_profiles;
+mod bench_swap;
 mod demo;
 mod demo_profiles;
+mod demo_serve;
+mod deploy;
+mod operate;
 mod pipeline_run;
 mod pipeline_validate;
 mod plugin_build;
@@ -39,6 +44,18 @@ enum Command {
     Audit(audit::Args),
     /// Move a pipeline past a poison epoch: its input goes to the dead-letter table, the decision into every commit.
     Quarantine(quarantine::Args),
+    /// Show what a running `weir run` runs: pipelines, stage versions, epochs, lag (admin API).
+    Status(operate::StatusArgs),
+    /// Replace a running stage's plugin without a restart: checked first, optionally shadowed, cut over at an epoch boundary.
+    Swap(operate::SwapArgs),
+    /// Return a running stage to the version it ran before its last swap.
+    Rollback(operate::RollbackArgs),
+    /// Show a stage's shadow report: live and candidate outputs compared.
+    Shadow(operate::StageArgs),
+    /// Show the swaps, rollbacks and refusals of a pipeline's stages.
+    History(operate::StageArgs),
+    /// Deploy a pipeline file to a running `weir run` (validated first; every problem returned), list or stop deployments.
+    Deploy(deploy::Args),
     /// Work with plugins: inspect, run on local files, scaffold, build.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -67,6 +84,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate(args) => pipeline_validate::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Quarantine(args) => quarantine::run(args),
+        Command::Status(args) => operate::status(args),
+        Command::Swap(args) => operate::swap(args),
+        Command::Rollback(args) => operate::rollback(args),
+        Command::Shadow(args) => operate::shadow(args),
+        Command::History(args) => operate::history(args),
+        Command::Deploy(args) => deploy::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::run(args),

@@ -73,6 +73,15 @@ pub trait Source: Send {
     /// (messages, versions, files); `None` when unknown.
     async fn lag(&mut self) -> Option<i64>;
 
+    /// The lag per partition (`topic/partition` for Kafka); sources without
+    /// partitions report their whole lag as partition `all`.
+    async fn lag_by_partition(&mut self) -> Vec<(String, i64)> {
+        self.lag()
+            .await
+            .map(|lag| vec![("all".to_string(), lag)])
+            .unwrap_or_default()
+    }
+
     /// Called once when the pipeline stops cleanly (flush what `acknowledge`
     /// queued).
     async fn close(&mut self) {}

@@ -138,6 +138,10 @@ impl Source for KafkaEpochSource {
         tokio::task::block_in_place(|| self.source.lag())
     }
 
+    async fn lag_by_partition(&mut self) -> Vec<(String, i64)> {
+        tokio::task::block_in_place(|| self.source.lag_by_partition()).unwrap_or_default()
+    }
+
     async fn close(&mut self) {
         tokio::task::block_in_place(|| self.source.flush_group_offsets());
     }

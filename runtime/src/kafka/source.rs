@@ -554,6 +554,28 @@ impl KafkaSource {
         )
     }
 
+    /// Messages behind the high watermark per partition (`topic/partition`),
+    /// from the same background refresh as [`Self::lag`].
+    pub fn lag_by_partition(&self) -> Option<Vec<(String, i64)>> {
+        let highs = self
+            .lag_watch
+            .highs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        Some(
+            self.positions()
+                .iter()
+                .map(|((topic, partition), position)| {
+                    let behind = highs
+                        .get(&(topic.clone(), *partition))
+                        .map_or(0, |high| (high - position).max(0));
+                    (format!("{topic}/{partition}"), behind)
+                })
+                .collect(),
+        )
+    }
+
     /// Commits the current positions to the consumer group and waits for the
     /// broker's answer, so lag tools see the final position after a clean stop.
     pub fn flush_group_offsets(&self) {

@@ -74,7 +74,8 @@ pub fn parse(
     };
     let settings: Option<FileSettings> =
         read_section(toml::Value::Table(root), "file", &mut problems);
-    if pipeline_tables.is_empty() {
+    // A file with an admin API and no pipeline is a server waiting for deployments.
+    if pipeline_tables.is_empty() && settings.as_ref().is_none_or(|s| s.admin.is_none()) {
         problems.push("file", "declares no pipeline; add a `[[pipeline]]` table");
     }
 
@@ -94,14 +95,88 @@ pub fn parse(
             pipelines.push(pipeline);
         }
     }
+    let admin = settings
+        .as_ref()
+        .and_then(|s| s.admin.as_ref())
+        .and_then(|spec| read_admin(spec, &base, lookup, &mut problems));
     match settings {
         Some(settings) if problems.0.is_empty() => Ok(PipelineFile {
             path: path.to_path_buf(),
             checkpoint_dir: base.join(settings.checkpoint_dir),
             pipelines,
+            admin,
         }),
         _ => Err(problems.0),
     }
+}
+
+/// Resolves `[admin]`: the address must parse, and exactly one token source
+/// must be named and hold a non-empty token (read now, so a missing token
+/// stops the file before anything starts; the token is never printed).
+fn read_admin(
+    spec: &super::spec::AdminSpec,
+    base: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<super::model::Admin> {
+    let address = match spec.address.parse::<std::net::SocketAddr>() {
+        Ok(address) => Some(address),
+        Err(_) => {
+            problems.push(
+                "admin.address",
+                format!(
+                    "`{}` is not an IP:port address such as \"127.0.0.1:9870\"",
+                    spec.address
+                ),
+            );
+            None
+        }
+    };
+    let token = match (&spec.token_env, &spec.token_file) {
+        (Some(_), Some(_)) => {
+            problems.push("admin", "set either `token_env` or `token_file`, not both");
+            None
+        }
+        (None, None) => {
+            problems.push(
+                "admin",
+                "the admin API needs a bearer token: set `token_env = \"VAR\"` (an environment \
+                 variable holding it) or `token_file = \"PATH\"`",
+            );
+            None
+        }
+        (Some(var), None) => match lookup(var).map(|t| t.trim().to_string()) {
+            Some(token) if !token.is_empty() => Some(token),
+            _ => {
+                problems.push(
+                    "admin.token_env",
+                    format!("the environment variable {var} is not set or empty"),
+                );
+                None
+            }
+        },
+        (None, Some(file)) => {
+            let file = base.join(file);
+            match std::fs::read_to_string(&file).map(|t| t.trim().to_string()) {
+                Ok(token) if !token.is_empty() => Some(token),
+                Ok(_) => {
+                    problems.push("admin.token_file", format!("{} is empty", file.display()));
+                    None
+                }
+                Err(e) => {
+                    problems.push(
+                        "admin.token_file",
+                        format!("cannot read {}: {e}", file.display()),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    Some(super::model::Admin {
+        address: address?,
+        token: token?,
+    })
 }
 
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
@@ -476,13 +551,22 @@ fn resolve_stage(
             "needs at least one column",
         );
     }
-    if let Some(ratio) = spec.max_rejected_ratio
-        && !(0.0..=1.0).contains(&ratio)
-    {
-        problems.push(
-            format!("{location} > max_rejected_ratio"),
-            format!("{ratio} is not a share between 0.0 and 1.0"),
-        );
+    for (key, ratio) in [
+        ("max_rejected_ratio", spec.max_rejected_ratio),
+        (
+            "swap.max_rejected_ratio",
+            Some(spec.swap.max_rejected_ratio),
+        ),
+        ("poison.max_ratio", Some(spec.poison.max_ratio)),
+    ] {
+        if let Some(ratio) = ratio
+            && !(0.0..=1.0).contains(&ratio)
+        {
+            problems.push(
+                format!("{location} > {key}"),
+                format!("{ratio} is not a share between 0.0 and 1.0"),
+            );
+        }
     }
     for (port, lookup) in &spec.lookup {
         if lookup.key.is_some() && input != PortRef::Source {
@@ -510,6 +594,9 @@ fn resolve_stage(
                 key: lookup.key,
             })
             .collect(),
+        watch: spec.watch,
+        swap: spec.swap,
+        poison: spec.poison,
     })
 }
 

@@ -4,7 +4,7 @@
 
 use super::spec::{
     BatchPolicy, ChangesStart, DedupeSpec, DeltaStart, KafkaConnection, KafkaStart, MergeSpec,
-    SinkMode,
+    PoisonPolicy, SinkMode, SwapPolicy,
 };
 use crate::limits::PluginLimits;
 use arrow::datatypes::{Schema, SchemaRef};
@@ -23,6 +23,26 @@ pub struct PipelineFile {
     pub checkpoint_dir: PathBuf,
     /// In file order.
     pub pipelines: Vec<Pipeline>,
+    /// The admin API, if the file declares one.
+    pub admin: Option<Admin>,
+}
+
+/// A resolved `[admin]`.
+#[derive(Clone)]
+pub struct Admin {
+    /// Where the API listens.
+    pub address: std::net::SocketAddr,
+    /// The bearer token every protected endpoint requires.
+    pub token: String,
+}
+
+impl fmt::Debug for Admin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admin")
+            .field("address", &self.address)
+            .field("token", &"***")
+            .finish()
+    }
 }
 
 /// One source, a chain (or fan-out) of plugin stages, and Delta sinks.
@@ -165,6 +185,12 @@ pub struct Stage {
     pub max_rejected_ratio: Option<f64>,
     /// Lookup inputs, in port order.
     pub lookups: Vec<Lookup>,
+    /// Swap in the plugin file whenever it is replaced.
+    pub watch: bool,
+    /// Probation of swapped-in versions.
+    pub swap: SwapPolicy,
+    /// Poison-row bisection.
+    pub poison: PoisonPolicy,
 }
 
 /// A stage's lookup input.

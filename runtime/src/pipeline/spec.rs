@@ -24,6 +24,32 @@ pub struct FileSettings {
     /// The Kafka connection shared by every Kafka source.
     #[serde(default)]
     pub kafka: Option<KafkaConnection>,
+    /// The operators' HTTP API (`docs/hot-swap.md`); none: no API.
+    #[serde(default)]
+    pub admin: Option<AdminSpec>,
+}
+
+/// `[admin]`: where the admin API listens and where its bearer token comes
+/// from. Every endpoint but `/healthz` and `/readyz` needs the token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSpec {
+    /// `IP:port` to listen on (default `127.0.0.1:9870`: this machine only).
+    #[serde(default = "default_admin_address")]
+    pub address: String,
+    /// The environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// A file holding the token (surrounding whitespace ignored).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// The admin API's default address.
+pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9870";
+
+fn default_admin_address() -> String {
+    DEFAULT_ADMIN_ADDRESS.to_string()
 }
 
 /// How to reach a Kafka cluster.
@@ -403,6 +429,71 @@ pub struct StageSpec {
     /// recorded in each epoch's plan.
     #[serde(default)]
     pub lookup: BTreeMap<String, LookupSpec>,
+    /// Swap in the plugin file whenever it is replaced (validated as `weir swap` does).
+    #[serde(default)]
+    pub watch: bool,
+    /// When a swapped-in version is rolled back on its own.
+    #[serde(default)]
+    pub swap: SwapPolicy,
+    /// How rows that make the plugin trap or time out are isolated.
+    #[serde(default)]
+    pub poison: PoisonPolicy,
+}
+
+/// `[pipeline.stage.swap]`: a version swapped in is on probation for its
+/// first epochs; if it traps, times out or rejects more than
+/// `max_rejected_ratio` of an epoch's rows then, the previous version takes
+/// the epoch back (automatic rollback).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwapPolicy {
+    /// How many epochs a new version is on probation.
+    pub probation_epochs: u64,
+    /// The largest share (0.0 to 1.0) of an epoch's rows a version on probation may reject.
+    pub max_rejected_ratio: f64,
+}
+
+impl Default for SwapPolicy {
+    fn default() -> Self {
+        SwapPolicy {
+            probation_epochs: 3,
+            max_rejected_ratio: 0.1,
+        }
+    }
+}
+
+/// `[pipeline.stage.poison]`: when the plugin traps or times out on a batch
+/// (after one retry on a fresh instance), the host bisects the batch to the
+/// rows that make it fail, dead-letters exactly those and runs the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoisonPolicy {
+    /// The largest share (0.0 to 1.0) of an epoch's rows that may be poison;
+    /// past it, `on_exceed` applies. 0 turns bisection off.
+    pub max_ratio: f64,
+    /// `stop` (default): the pipeline stops before committing the epoch;
+    /// `quarantine`: the epoch's whole input goes to the dead-letter table.
+    pub on_exceed: PoisonExceeded,
+}
+
+impl Default for PoisonPolicy {
+    fn default() -> Self {
+        PoisonPolicy {
+            max_ratio: 0.001,
+            on_exceed: PoisonExceeded::Stop,
+        }
+    }
+}
+
+/// What happens when more rows are poison than `max_ratio` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoisonExceeded {
+    /// Stop the pipeline before the epoch commits.
+    #[default]
+    Stop,
+    /// Send the epoch's input to the dead-letter table, as `weir quarantine` does.
+    Quarantine,
 }
 
 /// `[pipeline.stage.lookup.PORT]`: a Delta table a stage reads beside its stream.

@@ -143,13 +143,7 @@ impl Checkpoint {
     /// so a replay can run exactly the version its plan recorded. Kept
     /// versions are never pruned: they are few and small.
     pub fn keep(&self, kind: &str, hash: &str, bytes: &[u8]) -> Result<(), RunError> {
-        let path = self.kept_path(kind, hash)?;
-        if path.exists() {
-            return Ok(());
-        }
-        let dir = self.dir.join("versions");
-        fs::create_dir_all(&dir).map_err(io_error(&dir, "create"))?;
-        write_atomically(&path, bytes)
+        keep_version(&self.dir, kind, hash, bytes)
     }
 
     /// The content kept by [`Checkpoint::keep`] under `hash`, if any.
@@ -162,15 +156,8 @@ impl Checkpoint {
         }
     }
 
-    /// `versions/<hash>.<kind>`; the hash comes from plan files, so it must be hex.
     fn kept_path(&self, kind: &str, hash: &str) -> Result<PathBuf, RunError> {
-        if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(RunError::CorruptCheckpoint {
-                path: self.dir.clone(),
-                reason: format!("`{hash}` is not a content hash"),
-            });
-        }
-        Ok(self.dir.join("versions").join(format!("{hash}.{kind}")))
+        kept_path(&self.dir, kind, hash)
     }
 
     /// The sinks the pipeline had when it last started (`None` before the first start).
@@ -241,7 +228,9 @@ pub fn kept_source_schema(dir: &Path) -> Result<Option<arrow::datatypes::Schema>
 }
 
 /// Reads a JSON checkpoint file; `None` when it does not exist.
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, RunError> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<T>, RunError> {
     match fs::read(path) {
         Ok(bytes) => {
             serde_json::from_slice(&bytes)
@@ -256,9 +245,38 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, R
     }
 }
 
+/// [`Checkpoint::keep`] for the checkpoint directory `dir` of a running
+/// pipeline (the admin API keeps a swapped-in component before the cut-over).
+pub fn keep_version(dir: &Path, kind: &str, hash: &str, bytes: &[u8]) -> Result<(), RunError> {
+    let path = kept_path(dir, kind, hash)?;
+    if path.exists() {
+        return Ok(());
+    }
+    let versions = dir.join("versions");
+    fs::create_dir_all(&versions).map_err(io_error(&versions, "create"))?;
+    write_atomically(&path, bytes)
+}
+
+/// `versions/<hash>.<kind>`; the hash comes from plan files, so it must be hex.
+fn kept_path(dir: &Path, kind: &str, hash: &str) -> Result<PathBuf, RunError> {
+    if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(RunError::CorruptCheckpoint {
+            path: dir.to_path_buf(),
+            reason: format!("`{hash}` is not a content hash"),
+        });
+    }
+    Ok(dir.join("versions").join(format!("{hash}.{kind}")))
+}
+
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
-    let temporary = path.with_extension("tmp");
+    // A name of its own per write, so two threads writing the same file
+    // (the admin API and the epoch loop) never share a temporary.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.{write}.tmp", std::process::id()));
+    let temporary = path.with_file_name(name);
     let mut file = File::create(&temporary).map_err(io_error(&temporary, "create"))?;
     file.write_all(bytes)
         .map_err(io_error(&temporary, "write"))?;

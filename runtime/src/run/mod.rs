@@ -4,6 +4,8 @@
 //! snapshot state, then move on. On start each pipeline first finishes any
 //! epoch a crash interrupted, replaying exactly its recorded range.
 
+pub mod active;
+pub mod bisect;
 pub mod checkpoint;
 pub mod continuity;
 pub mod dedupe;
@@ -13,7 +15,9 @@ pub mod pins;
 pub mod pipeline_runner;
 pub mod quarantine;
 pub mod recovery;
+pub mod shadow;
 pub mod stages;
+pub mod swap;
 
 use crate::delta::DeltaError;
 use crate::error::HostError;
@@ -21,7 +25,7 @@ use crate::kafka::KafkaError;
 use epoch::EpochPlan;
 use std::path::PathBuf;
 
-pub use pipeline_runner::{PipelineReport, RunOptions, run_file};
+pub use pipeline_runner::{PipelineReport, RunOptions, deployment_name, run_file, run_file_with};
 
 /// Why a pipeline stopped with an error. Variants name the pipeline, file or table.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +103,23 @@ pub enum RunError {
         /// The configured limit.
         ratio: f64,
     },
+    /// A stage's running version no longer fits what feeds it (learnt when
+    /// a replay or restart runs another version upstream).
+    #[error(
+        "pipeline `{pipeline}`, stage `{stage}`: the version it runs does not fit the pipeline: {reason}"
+    )]
+    VersionDoesNotFit {
+        /// The pipeline.
+        pipeline: String,
+        /// The stage.
+        stage: String,
+        /// Why.
+        reason: String,
+    },
+    /// More rows of an epoch made a stage's plugin fail than its
+    /// `poison.max_ratio` allows (and its policy is to stop).
+    #[error("{0}")]
+    PoisonExceeded(Box<PoisonExceededError>),
     /// Dedupe state failed.
     #[error("dedupe: {reason}")]
     Dedupe {
@@ -183,6 +204,22 @@ pub enum RunError {
         /// The epoch.
         epoch: u64,
     },
+}
+
+/// Too many poison rows in one epoch (see [`RunError::PoisonExceeded`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "pipeline `{pipeline}`, stage `{stage}`, epoch {epoch}: {reason}; the epoch is not committed. Fix the plugin (or raise poison.max_ratio, or set poison.on_exceed = \"quarantine\") and restart, or move past the epoch with `weir quarantine FILE --pipeline {pipeline} --epoch {epoch} --reason TEXT`"
+)]
+pub struct PoisonExceededError {
+    /// The pipeline.
+    pub pipeline: String,
+    /// The stage.
+    pub stage: String,
+    /// The epoch.
+    pub epoch: u64,
+    /// How many rows, of how many, and the plugin's error.
+    pub reason: String,
 }
 
 /// A lookup table read at a version whose schema no longer fits the one

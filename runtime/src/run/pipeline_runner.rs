@@ -3,18 +3,23 @@
 //! recorded ranges) the epochs after it — writing only to sinks whose `txn`
 //! version shows they lack the epoch — and then plans new epochs: record the
 //! plan, run the stages, commit every sink, snapshot state, commit group
-//! offsets, log a progress line.
+//! offsets, log a progress line. Between epochs it applies the operators'
+//! commands queued on its [`PipelineHandle`] (swaps, rollbacks, shadows), so
+//! each epoch runs entirely one version of every stage.
 
 use super::RunError;
+use super::active;
 use super::checkpoint::Checkpoint;
 use super::continuity;
 use super::epoch::EpochPlan;
+use super::epoch::Quarantine;
 use super::lookups::{LookupBatches, Lookups};
 use super::pins;
 use super::quarantine;
 use super::recovery::{self, Facts};
-use super::stages::{EpochOutput, StageCounts, StageSet};
+use super::stages::{EpochOutput, Outcome, StageCounts, StageSet};
 use crate::connector::{self, Fetched, Progress, Reach, Sink, Writers};
+use crate::control::{Control, PipelineHandle, State};
 use crate::delta::dead_letters;
 use crate::pipeline::{PreparedFile, PreparedPipeline};
 use serde_json::json;
@@ -69,6 +74,26 @@ pub async fn run_file(
     options: RunOptions,
     stop: Arc<AtomicBool>,
 ) -> Result<Vec<PipelineReport>, RunError> {
+    let deployment = deployment_name(&file.file.path);
+    run_file_with(file, options, stop, &Control::new(), &deployment).await
+}
+
+/// The deployment name of a pipeline file: its file stem.
+pub fn deployment_name(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pipelines".into())
+}
+
+/// [`run_file`], with every pipeline registered in `control` (status,
+/// commands, metrics) under `deployment`.
+pub async fn run_file_with(
+    file: PreparedFile,
+    options: RunOptions,
+    stop: Arc<AtomicBool>,
+    control: &Arc<Control>,
+    deployment: &str,
+) -> Result<Vec<PipelineReport>, RunError> {
     connector::prepare_sinks(&file).await?;
     let root = file.file.checkpoint_dir.clone();
     let progress: Vec<Progress> = file.pipelines.iter().map(|_| Progress::new()).collect();
@@ -91,6 +116,8 @@ pub async fn run_file(
     for (index, ((prepared, progress), (reach, mut lookup_writers))) in runs.enumerate() {
         let root = root.clone();
         let stop = stop.clone();
+        let handle = control.register(&prepared, root.join(&prepared.spec.name), deployment);
+        crate::control::watch::spawn(handle.clone(), stop.clone());
         tasks.spawn(async move {
             let run = async {
                 // Lookups are read as their writers left them. A writer that
@@ -99,12 +126,21 @@ pub async fn run_file(
                     return Ok(None);
                 }
                 let checkpoint = Checkpoint::open(&root.join(&prepared.spec.name))?;
-                let report =
-                    run_pipeline(prepared, checkpoint, &reach, &progress, &stop, true).await?;
+                let report = run_pipeline(
+                    prepared, checkpoint, &reach, &progress, &stop, true, &handle,
+                )
+                .await?;
                 progress.finished();
                 Ok(Some(report))
             };
-            (index, run.await)
+            let result: Result<Option<PipelineReport>, RunError> = run.await;
+            handle.update(|view| {
+                view.state = match &result {
+                    Ok(_) => State::Stopped,
+                    Err(error) => State::Failed(error.to_string()),
+                }
+            });
+            (index, result)
         });
     }
     let mut reports = vec![PipelineReport::default(); file.pipelines.len()];
@@ -155,9 +191,19 @@ pub(crate) async fn recover(
     prepared: PreparedPipeline,
     checkpoint: Checkpoint,
 ) -> Result<PipelineReport, RunError> {
-    let stop = AtomicBool::new(false);
+    let stop = Arc::new(AtomicBool::new(false));
     let reach = Reach::AvailableNow(Writers::default());
-    run_pipeline(prepared, checkpoint, &reach, &Progress::new(), &stop, false).await
+    let handle = Control::new().register(&prepared, checkpoint.dir().to_path_buf(), "recovery");
+    run_pipeline(
+        prepared,
+        checkpoint,
+        &reach,
+        &Progress::new(),
+        &stop,
+        false,
+        &handle,
+    )
+    .await
 }
 
 /// Recovers the pipeline, then (with `plan_new`) plans and runs new epochs
@@ -168,8 +214,9 @@ async fn run_pipeline(
     checkpoint: Checkpoint,
     reach: &Reach,
     progress: &Progress,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     plan_new: bool,
+    handle: &Arc<PipelineHandle>,
 ) -> Result<PipelineReport, RunError> {
     let pipeline = &prepared.spec;
     let name = pipeline.name.as_str();
@@ -214,6 +261,14 @@ async fn run_pipeline(
     if let Some(snapshot) = decision.restore {
         stages.restore(&checkpoint, snapshot)?;
     }
+    let mut ctx = EpochContext {
+        checkpoint: &checkpoint,
+        handle,
+        state: match stages.has_state() {
+            true => stages.snapshot()?,
+            false => Vec::new(),
+        },
+    };
     let resume = match decision.resume_from {
         None => None,
         Some(epoch) => Some(
@@ -290,29 +345,84 @@ async fn run_pipeline(
             Some(_) => LookupBatches::default(),
             None => lookups.load(&plan.lookups, &fetched.batch).await?,
         };
-        run_epoch(&prepared, &plan, fetched, &tables, &mut stages, &mut sinks).await?;
-        snapshot_state(&checkpoint, &stages, plan.epoch)?;
+        let mut plan = plan;
+        run_epoch(
+            &prepared,
+            &mut plan,
+            &fetched,
+            &tables,
+            &mut stages,
+            &mut sinks,
+            &mut ctx,
+        )
+        .await?;
+        ctx.state = snapshot_state(&checkpoint, &stages, plan.epoch)?;
         source.acknowledge(&plan.source).await?;
         previous = Some(plan.source.clone());
+        handle.update(|view| view.last_epoch = plan.epoch);
         if !step.sinks.is_empty() {
             report.replayed += 1;
             progress.committed();
         }
     }
     report.last_epoch = last;
-    // New epochs run the versions the pipeline file names now.
-    tokio::task::block_in_place(|| stages.pin(&[], &checkpoint, last + 1))?;
+    // New epochs run the versions the pipeline file names now, or the ones
+    // operators swapped in while the file still names what it named then.
+    let file_pins: Vec<_> = stages.current().iter().map(|v| v.pin.clone()).collect();
+    let chosen = active::after_restart(&file_pins, &active::read(checkpoint.dir())?);
+    for (chosen, file) in chosen.iter().zip(&file_pins) {
+        if chosen != file {
+            tracing::info!(pipeline = name, stage = %chosen.stage, runs = %crate::control::describe(chosen),
+                file = %crate::control::describe(file), "stage keeps the version swapped in before the restart");
+        }
+    }
+    if let Err(error) = tokio::task::block_in_place(|| stages.pin(&chosen, &checkpoint, last + 1)) {
+        if chosen == file_pins {
+            return Err(error);
+        }
+        tracing::warn!(pipeline = name, %error,
+            "the versions swapped in before the restart (active.json) no longer fit; running the versions the pipeline file names");
+        tokio::task::block_in_place(|| stages.pin(&file_pins, &checkpoint, last + 1))?;
+    }
+    handle.show(&stages);
+    handle.update(|view| {
+        view.state = State::Running;
+        view.last_epoch = last;
+    });
+    // The source returns between epochs when a command arrives or on stop.
+    let interrupt = handle.wake_flag();
+    let forward = tokio::spawn(forward_stop(stop.clone(), interrupt.clone()));
+    // Time spent applying commands since the last epoch ran.
+    let mut applied = std::time::Duration::ZERO;
 
     loop {
+        if plan_new {
+            // Clear the wake-up (kept set once stopping) before draining the
+            // queue: a command queued after this sets it again.
+            interrupt.store(false, Ordering::SeqCst);
+            if stop.load(Ordering::SeqCst) {
+                interrupt.store(true, Ordering::SeqCst);
+            }
+            let applying = Instant::now();
+            handle.apply(&mut stages, report.last_epoch + 1)?;
+            applied += applying.elapsed();
+        }
         let next = match plan_new {
-            true => source.next(&pipeline.batch, reach.once(), stop).await?,
+            true => {
+                source
+                    .next(&pipeline.batch, reach.once(), &interrupt)
+                    .await?
+            }
             false => None,
         };
         let Some(fetched) = next else {
+            if plan_new && !stop.load(Ordering::SeqCst) && interrupt.load(Ordering::SeqCst) {
+                continue; // woken for a command: apply it, then read on
+            }
             break;
         };
         let started = Instant::now();
-        let plan = EpochPlan {
+        let mut plan = EpochPlan {
             pipeline: name.to_string(),
             epoch: report.last_epoch + 1,
             source: fetched.range.clone(),
@@ -337,10 +447,27 @@ async fn run_pipeline(
         previous = Some(plan.source.clone());
         let records = fetched.batch.num_rows();
         let tables = lookups.load(&plan.lookups, &fetched.batch).await?;
-        let (counts, dead) =
-            run_epoch(&prepared, &plan, fetched, &tables, &mut stages, &mut sinks).await?;
-        snapshot_state(&checkpoint, &stages, plan.epoch)?;
+        let (counts, output, quarantined) = run_epoch(
+            &prepared,
+            &mut plan,
+            &fetched,
+            &tables,
+            &mut stages,
+            &mut sinks,
+            &mut ctx,
+        )
+        .await?;
+        let dead = output.dead_letters;
+        handle.record_timing(crate::control::EpochTiming {
+            epoch: plan.epoch,
+            stages_started: output.stages.0,
+            stages_finished: output.stages.1,
+            applied: std::mem::take(&mut applied),
+        });
+        report.quarantined += quarantined;
+        ctx.state = snapshot_state(&checkpoint, &stages, plan.epoch)?;
         source.acknowledge(&plan.source).await?;
+        stages.epoch_committed();
         progress.committed();
         report.last_epoch = plan.epoch;
         report.epochs += 1;
@@ -348,8 +475,26 @@ async fn run_pipeline(
         report.dead_letters += dead as u64;
         accumulate(&mut report.stages, &counts);
         let epoch_ms = started.elapsed().as_millis() as u64;
+        handle.metrics().epoch(
+            name,
+            plan.epoch,
+            started.elapsed().as_secs_f64(),
+            &counts,
+            &output.calls,
+            &output.bisections,
+        );
         let lag_started = Instant::now();
-        let lag = source.lag().await;
+        let parts = source.lag_by_partition().await;
+        handle.metrics().lag(name, &parts);
+        let lag = match parts.is_empty() {
+            true => None,
+            false => Some(parts.iter().map(|(_, l)| l).sum::<i64>()),
+        };
+        handle.update(|view| {
+            view.last_epoch = plan.epoch;
+            view.epochs += 1;
+            view.lag = parts;
+        });
         tracing::debug!(
             pipeline = name,
             ms = lag_started.elapsed().as_millis() as u64,
@@ -379,6 +524,7 @@ async fn run_pipeline(
             per_stage.join("; ")
         );
     }
+    forward.abort();
     source.close().await;
     tracing::info!(
         pipeline = name,
@@ -398,44 +544,133 @@ fn accumulate(totals: &mut Vec<StageCounts>, counts: &[StageCounts]) {
                 total.rejected += count.rejected;
                 total.duplicates += count.duplicates;
                 total.late += count.late;
+                total.poisoned += count.poisoned;
             }
             None => totals.push(count.clone()),
         }
     }
 }
 
+/// Sets `interrupt` once `stop` is set, so a source waiting for records
+/// (which looks at `interrupt`) returns.
+async fn forward_stop(stop: Arc<AtomicBool>, interrupt: Arc<AtomicBool>) {
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    interrupt.store(true, Ordering::SeqCst);
+}
+
 /// After every sink holds the epoch: snapshot state and prune the checkpoint
-/// (the caller then acknowledges the source).
-fn snapshot_state(checkpoint: &Checkpoint, stages: &StageSet, epoch: u64) -> Result<(), RunError> {
+/// (the caller then acknowledges the source). Returns the snapshot: the
+/// state an epoch that must run again (rollback, quarantine) starts from.
+fn snapshot_state(
+    checkpoint: &Checkpoint,
+    stages: &StageSet,
+    epoch: u64,
+) -> Result<Vec<(String, Vec<u8>)>, RunError> {
+    let mut files = Vec::new();
     if stages.has_state() {
-        checkpoint.write_state(epoch, &stages.snapshot()?)?;
+        files = stages.snapshot()?;
+        checkpoint.write_state(epoch, &files)?;
     }
     checkpoint.prune(epoch);
-    Ok(())
+    Ok(files)
+}
+
+/// What running an epoch needs besides its data.
+struct EpochContext<'a> {
+    checkpoint: &'a Checkpoint,
+    handle: &'a PipelineHandle,
+    /// Stage state as of the last committed epoch.
+    state: Vec<(String, Vec<u8>)>,
+}
+
+/// What [`run_epoch`] reports: dead letters written, stage calls and bisections.
+struct EpochSummary {
+    /// When the stages began and ended (the last attempt's end).
+    stages: (Instant, Instant),
+    dead_letters: usize,
+    calls: Vec<super::stages::StageCall>,
+    bisections: Vec<String>,
 }
 
 /// Runs the stages on one epoch and commits it to every sink that lacks it.
-/// Returns the per-stage counts and the number of dead letters.
+/// A version on probation that fails hands the epoch back to the previous
+/// version, and too many poison rows under `on_exceed = "quarantine"` turn
+/// it into a quarantined epoch: both rewrite the plan (no sink holds the
+/// epoch yet) and run the epoch again from the last committed state.
+/// Returns the per-stage counts, a summary and the rows quarantined.
 async fn run_epoch(
     prepared: &PreparedPipeline,
-    plan: &EpochPlan,
-    fetched: Fetched,
+    plan: &mut EpochPlan,
+    fetched: &Fetched,
     lookups: &LookupBatches,
     stages: &mut StageSet,
     sinks: &mut [SinkHandle],
-) -> Result<(Vec<StageCounts>, usize), RunError> {
+    ctx: &mut EpochContext<'_>,
+) -> Result<(Vec<StageCounts>, EpochSummary, u64), RunError> {
     let pipeline = &prepared.spec;
     let started = Instant::now();
     let source_records = fetched.batch.num_rows();
-    let output = match &plan.quarantine {
-        Some(decision) => EpochOutput {
-            dead_letters: quarantine::dead_letters(decision, &fetched),
-            ..EpochOutput::default()
-        },
-        None => tokio::task::block_in_place(|| {
-            stages.run(plan, fetched.batch, fetched.rows.as_ref(), lookups)
-        })?,
+    let stages_started = Instant::now();
+    let output = loop {
+        if let Some(decision) = &plan.quarantine {
+            break EpochOutput {
+                dead_letters: quarantine::dead_letters(decision, fetched),
+                ..EpochOutput::default()
+            };
+        }
+        let outcome = tokio::task::block_in_place(|| {
+            stages.run(plan, fetched.batch.clone(), fetched.rows.as_ref(), lookups)
+        })?;
+        let held_by = sinks.iter().find(|s| s.committed >= plan.epoch);
+        match outcome {
+            Outcome::Ran(output) => break output,
+            Outcome::RollBack { stage, reason } if held_by.is_none() => {
+                tracing::warn!(pipeline = %pipeline.name, epoch = plan.epoch, stage = %pipeline.stages[stage].name,
+                    %reason, "the version on probation failed; rolling back and running the epoch with the previous version");
+                let switched = stages.roll_back(stage)?;
+                if switched.is_none() {
+                    // Nothing to return to: the epoch runs again without
+                    // probation, so a failure now takes the ordinary policy.
+                    stages.end_probation(stage);
+                }
+                // The rewritten plan first: a crash from here on replays
+                // the epoch with the previous version.
+                stages.restore_snapshot(&ctx.state)?;
+                plan.stages = stages.pins();
+                ctx.checkpoint.write_plan(plan)?;
+                ctx.handle
+                    .rolled_back_on_probation(stages, stage, plan.epoch, &reason, switched)?;
+                continue;
+            }
+            Outcome::Quarantine { stage, reason } if held_by.is_none() => {
+                tracing::warn!(pipeline = %pipeline.name, epoch = plan.epoch, %stage, %reason,
+                    "too many poison rows; the epoch's input goes to the dead-letter table (poison.on_exceed = \"quarantine\")");
+                plan.quarantine = Some(Quarantine {
+                    reason: format!("stage `{stage}`: {reason}"),
+                    decided_nanos: SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as u64)
+                        .unwrap_or(0),
+                });
+            }
+            Outcome::RollBack { reason, .. } | Outcome::Quarantine { reason, .. } => {
+                return Err(RunError::CorruptCheckpoint {
+                    path: ctx.checkpoint.dir().to_path_buf(),
+                    reason: format!(
+                        "epoch {} is held by sink `{}` but running it again failed: {reason}",
+                        plan.epoch,
+                        held_by.map(|s| s.sink.name()).unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        stages.restore_snapshot(&ctx.state)?;
+        plan.stages = stages.pins();
+        ctx.checkpoint.write_plan(plan)?;
     };
+    let stages_finished = Instant::now();
     let quarantined = if plan.quarantine.is_some() {
         source_records
     } else {
@@ -474,5 +709,11 @@ async fn run_epoch(
         tracing::debug!(pipeline = %pipeline.name, epoch = plan.epoch, sink = %handle.sink.name(), rows, ms = started.elapsed().as_millis() as u64, "sink committed");
         handle.committed = plan.epoch;
     }
-    Ok((output.counts, dead_count))
+    let summary = EpochSummary {
+        stages: (stages_started, stages_finished),
+        dead_letters: dead_count,
+        calls: output.calls,
+        bisections: output.bisections,
+    };
+    Ok((output.counts, summary, quarantined as u64))
 }

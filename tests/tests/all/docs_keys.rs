@@ -62,6 +62,7 @@ fn with(section: &str) -> String {
     match section {
         "Top level" => format!("zz_unknown = 1\n{BASE}"),
         "[kafka]" => format!("{BASE}[kafka]\nbrokers = \"b\"\nzz_unknown = 1\n"),
+        "[admin]" => format!("{BASE}[admin]\ntoken_env = \"T\"\nzz_unknown = 1\n"),
         "[[pipeline]]" => format!("{BASE}[[pipeline]]\nname = \"p\"\nzz_unknown = 1\n"),
         "[pipeline.source.kafka]" => format!(
             "{BASE}[[pipeline]]\nname = \"p\"\n[pipeline.source.kafka]\ntopics = [\"t\"]\ngroup_id = \"g\"\nzz_unknown = 1\n"
@@ -86,6 +87,12 @@ fn with(section: &str) -> String {
         ),
         "[pipeline.stage.lookup.PORT]" => format!(
             "{BASE}[[pipeline]]\nname = \"p\"\n[pipeline.source.delta]\ntable = \"t\"\n[[pipeline.stage]]\nname = \"s\"\nplugin = \"x.wasm\"\n[pipeline.stage.lookup.users]\ntable = \"u\"\nzz_unknown = 1\n"
+        ),
+        "[pipeline.stage.swap]" => format!(
+            "{BASE}[[pipeline]]\nname = \"p\"\n[pipeline.source.delta]\ntable = \"t\"\n[[pipeline.stage]]\nname = \"s\"\nplugin = \"x.wasm\"\n[pipeline.stage.swap]\nzz_unknown = 1\n"
+        ),
+        "[pipeline.stage.poison]" => format!(
+            "{BASE}[[pipeline]]\nname = \"p\"\n[pipeline.source.delta]\ntable = \"t\"\n[[pipeline.stage]]\nname = \"s\"\nplugin = \"x.wasm\"\n[pipeline.stage.poison]\nzz_unknown = 1\n"
         ),
         "[pipeline.stage.dedupe]" => format!(
             "{BASE}[[pipeline]]\nname = \"p\"\n[pipeline.source.delta]\ntable = \"t\"\n[[pipeline.stage]]\nname = \"s\"\nplugin = \"x.wasm\"\n[pipeline.stage.dedupe]\nkey = [\"k\"]\nevent_time = \"e\"\nretention = \"1h\"\nzz_unknown = 1\n"

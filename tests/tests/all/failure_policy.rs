@@ -380,3 +380,89 @@ async fn weir_quarantine_moves_past_a_poison_epoch_and_records_the_decision() {
     let (clean, report) = weir_tests::orders::audit(&fixture, &file);
     assert!(clean, "{report}");
 }
+
+/// Produces 10,000 values, `panic` at `poison`, `v<i>` elsewhere.
+async fn ten_thousand_with_poison_at(pipeline: &Drifting<'_>, poison: &[usize]) {
+    let values: Vec<String> = (0..10_000)
+        .map(|i| match poison.contains(&i) {
+            true => "panic".to_string(),
+            false => format!("v{i}"),
+        })
+        .collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    pipeline.produce(&refs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_poison_rows_among_ten_thousand_go_to_dead_letters_and_the_rest_through() {
+    let fixture = OrdersFixture::start(1).await;
+    let pipeline = Drifting::new(&fixture, "poison").await;
+    ten_thousand_with_poison_at(&pipeline, &[17, 4_242, 9_999]).await;
+    let reports = pipeline.run("").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reports[0].epochs, 1, "one epoch holds all 10,000 records");
+    assert_eq!(reports[0].stages[0].poisoned, 3);
+    assert_eq!(rows(&pipeline.table("tagged")), 9_997);
+    let dead = weir_runtime::delta::query::query(
+        &pipeline.table("dead_letters"),
+        "SELECT CAST(raw AS VARCHAR) AS r, CAST(source_offset AS VARCHAR) AS o, plugin, plugin_version, reason FROM t ORDER BY source_offset",
+    )
+    .await
+    .unwrap();
+    let column = |i| weir_tests::orders::strings(&dead, i);
+    assert_eq!(column(0), ["panic", "panic", "panic"]);
+    assert_eq!(column(1), ["17", "4242", "9999"]);
+    assert!(column(2).iter().all(|p| p == "drift"));
+    assert!(column(3).iter().all(|v| v == "0.1.0"));
+    assert!(
+        column(4)
+            .iter()
+            .all(|r| r.contains("this row makes plugin drift@0.1.0")
+                && r.contains("drift was asked to panic")),
+        "{:?}",
+        column(4)
+    );
+    // The 9,997 others went through in the same epoch, each once.
+    let kept = weir_runtime::delta::query::query(
+        &pipeline.table("tagged"),
+        "SELECT CAST(count(DISTINCT value) AS VARCHAR) FROM t WHERE value <> 'panic'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(weir_tests::orders::strings(&kept, 0), ["9997"]);
+    let tagged = records(&pipeline.table("tagged"));
+    assert_eq!(tagged[0]["counts"]["stages"][0]["poisoned"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_poison_than_the_share_allows_stops_or_quarantines_as_the_policy_says() {
+    let fixture = OrdersFixture::start(1).await;
+    let poison: Vec<usize> = (0..12).map(|i| i * 800).collect();
+    // 12 poison rows among 10,000 are more than 0.1 %: the stage stops.
+    let pipeline = Drifting::new(&fixture, "poison-stop").await;
+    ten_thousand_with_poison_at(&pipeline, &poison).await;
+    let error = stopped_with(pipeline.run("").await);
+    assert!(
+        error.contains("more than 10 of 10000 rows (poison.max_ratio = 0.001)")
+            && error.contains("drift was asked to panic")
+            && error.contains("weir quarantine"),
+        "{error}"
+    );
+    assert_eq!(rows(&pipeline.table("tagged")), 0);
+    // With on_exceed = "quarantine" the epoch's input goes to the dead-letter
+    // table instead, and the decision is recorded in the commit.
+    let pipeline = Drifting::new(&fixture, "poison-quarantine").await;
+    ten_thousand_with_poison_at(&pipeline, &poison).await;
+    let reports = pipeline
+        .run("poison = { max_ratio = 0.001, on_exceed = \"quarantine\" }")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reports[0].quarantined, 10_000);
+    assert_eq!(rows(&pipeline.table("dead_letters")), 10_000);
+    assert_eq!(rows(&pipeline.table("tagged")), 0);
+    let tagged = records(&pipeline.table("tagged"));
+    let reason = tagged[0]["plan"]["quarantine"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("stage `tag`: more than 10 of 10000 rows"),
+        "{reason}"
+    );
+}

@@ -10,6 +10,7 @@ mod docs_keys;
 mod equivalence;
 mod failure_policy;
 mod golden;
+mod hot_swap;
 mod kafka_source;
 mod landing;
 mod landing_parquet;
