@@ -140,6 +140,11 @@ pub(super) fn variables(
 }
 
 fn orders(args: OrdersArgs) -> anyhow::Result<()> {
+    let serving = args
+        .serve
+        .as_deref()
+        .map(super::demo_serve::settings)
+        .transpose()?;
     let runtime = super::tokio_runtime()?;
     let (_broker, connection) = broker(args.brokers.as_deref())?;
     runtime.block_on(produce_orders(
@@ -214,14 +219,14 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
             println!("\n== {} (top 10 by {measure})", sink.name);
             println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
         }
-        if let Some(address) = &args.serve {
+        if let Some(settings) = serving {
             super::demo_serve::serve(
                 streaming,
-                address,
+                settings,
                 &engine,
                 &connection,
                 &args.topic,
-                args.seed,
+                (args.seed, args.count),
             )
             .await?;
         }

@@ -145,7 +145,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 /// Prints the outcome of a swap or rollback; fails on a refusal.
-fn report_change(admin: &AdminArgs, answer: &Answer, what: &str) -> anyhow::Result<()> {
+fn report_change(admin: &AdminArgs, answer: &Answer, pipeline: &str) -> anyhow::Result<()> {
     if admin.printed_json(answer) {
         return match answer.status {
             200 | 202 => Ok(()),
@@ -162,7 +162,7 @@ fn report_change(admin: &AdminArgs, answer: &Answer, what: &str) -> anyhow::Resu
             text(body, "from")
         ),
         (202, "shadowing") => println!(
-            "stage {}: shadowing {} from epoch {} beside {}; see `weir shadow --pipeline P --stage {}`",
+            "stage {}: shadowing {} from epoch {} beside {}; see `weir shadow --pipeline {pipeline} --stage {}`",
             text(body, "stage"),
             text(body, "to"),
             text(body, "epoch"),
@@ -175,7 +175,7 @@ fn report_change(admin: &AdminArgs, answer: &Answer, what: &str) -> anyhow::Resu
             for problem in &problems {
                 eprintln!("  - {problem}");
             }
-            bail!("{what}: {}", answer.error());
+            bail!("{}", answer.error());
         }
     }
     for note in body["notes"].as_array().cloned().unwrap_or_default() {
@@ -204,7 +204,7 @@ pub fn swap(args: SwapArgs) -> anyhow::Result<()> {
         }
     }
     let answer = args.admin.request(Method::POST, &path, Some(bytes))?;
-    report_change(&args.admin, &answer, "swap refused")
+    report_change(&args.admin, &answer, &args.pipeline)
 }
 
 pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
@@ -214,7 +214,7 @@ pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
         encode(&args.stage)
     );
     let answer = args.admin.request(Method::POST, &path, None)?;
-    report_change(&args.admin, &answer, "rollback refused")
+    report_change(&args.admin, &answer, &args.pipeline)
 }
 
 pub fn shadow(args: StageArgs) -> anyhow::Result<()> {
@@ -249,13 +249,13 @@ pub fn shadow(args: StageArgs) -> anyhow::Result<()> {
     );
     for (port, c) in r["ports"].as_object().cloned().unwrap_or_default() {
         println!(
-            "  port {port}: live {} rows, shadow {} rows{}",
+            "  port {port}: live {} rows, shadow {} rows, {}",
             text(&c, "live_rows"),
             text(&c, "shadow_rows"),
             if c["same_schema"].as_bool() == Some(false) {
-                format!(", schema differs: {}", text(&c, "shadow_schema"))
+                format!("the shadow's schema differs: {}", text(&c, "shadow_schema"))
             } else {
-                String::new()
+                "same schema".to_string()
             }
         );
     }

@@ -638,9 +638,7 @@ impl StageSet {
                         "shadow run ended");
                     self.ended.push(shadow.report.clone());
                     if !failed && shadow.cut_over {
-                        let mut ready = shadow.ready;
-                        ready.instance.restart();
-                        self.cut_overs.push((ready, shadow.based_on));
+                        self.cut_overs.push((shadow.ready, shadow.based_on));
                     }
                 } else {
                     stage.shadow = Some(shadow);
