@@ -539,19 +539,7 @@ impl KafkaSource {
     /// Messages behind the high watermarks, summed over partitions, from
     /// watermarks refreshed in the background (`None` until the first refresh).
     pub fn lag(&self) -> Option<i64> {
-        let highs = self
-            .lag_watch
-            .highs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
-        let positions = self.positions();
-        Some(
-            positions
-                .iter()
-                .map(|(tp, position)| highs.get(tp).map_or(0, |high| (high - position).max(0)))
-                .sum(),
-        )
+        Some(self.lag_by_partition()?.iter().map(|(_, lag)| lag).sum())
     }
 
     /// Messages behind the high watermark per partition (`topic/partition`),

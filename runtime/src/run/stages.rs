@@ -293,11 +293,6 @@ impl StageSet {
         }
     }
 
-    /// The index of the stage named `name`.
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.stages.iter().position(|s| s.name == name)
-    }
-
     /// Makes a checked version its stage's running one (the cut-over; call
     /// between epochs), on probation for the stage's `probation_epochs`.
     /// Returns the pin it replaced.
@@ -389,11 +384,6 @@ impl StageSet {
     /// Ends the probation of stage `index`.
     pub fn end_probation(&mut self, index: usize) {
         self.stages[index].probation = 0;
-    }
-
-    /// Whether any stage runs a version on probation.
-    pub fn in_probation(&self) -> bool {
-        self.stages.iter().any(|s| s.probation > 0)
     }
 
     /// Whether any stage keeps state between epochs.
