@@ -89,6 +89,16 @@ impl Deployments {
         });
     }
 
+    /// Whether `pipeline` belongs to a running deployment but has not
+    /// registered yet (it is creating tables, compiling plugins, recovering).
+    pub(super) fn starting(&self, pipeline: &str) -> bool {
+        self.control.pipeline(pipeline).is_none()
+            && self.lock().iter().any(|d| {
+                d.pipelines.iter().any(|p| p == pipeline)
+                    && d.outcome.lock().is_ok_and(|o| o.is_none())
+            })
+    }
+
     /// `GET /deployments`.
     pub(super) fn list(&self) -> Reply {
         let list: Vec<serde_json::Value> = self
@@ -295,4 +305,33 @@ fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EngineOptions;
+
+    #[tokio::test]
+    async fn regression_a_swap_sent_right_after_start_is_told_the_pipeline_is_starting() {
+        let deployments = Deployments::new(
+            PathBuf::from("."),
+            PathBuf::from("checkpoints"),
+            PluginEngine::new(EngineOptions::default()).unwrap(),
+            Control::new(),
+            tokio::runtime::Handle::current(),
+        );
+        let outcome = Arc::new(Mutex::new(None));
+        deployments.add_started_file("file", vec!["orders".into()], outcome.clone());
+        assert!(deployments.starting("orders"));
+        assert!(
+            !deployments.starting("other"),
+            "not a pipeline of any deployment"
+        );
+        *outcome.lock().unwrap() = Some(Err("failed".into()));
+        assert!(
+            !deployments.starting("orders"),
+            "a failed deployment is not starting"
+        );
+    }
 }

@@ -145,6 +145,14 @@ fn find(
     stage: Option<&str>,
 ) -> Result<(Arc<PipelineHandle>, usize), Reply> {
     let handle = shared.control.pipeline(pipeline).ok_or_else(|| {
+        if shared.deployments.starting(pipeline) {
+            return Reply::error(
+                503,
+                format!(
+                    "pipeline `{pipeline}` is starting (creating tables, compiling plugins, recovering); try again once GET /readyz answers 200"
+                ),
+            );
+        }
         let names: Vec<String> = shared
             .control
             .pipelines()

@@ -4,6 +4,9 @@
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 
+/// How long a command waits for a pipeline that is still starting.
+pub const STARTING_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// How to reach the admin API of a running `weir run`.
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
@@ -63,6 +66,7 @@ impl AdminArgs {
     }
 
     /// Sends one request; fails with advice on a transport error or a 401.
+    /// A pipeline that is still starting is waited for, up to [`STARTING_WAIT`].
     pub fn request(
         &self,
         method: reqwest::Method,
@@ -79,21 +83,45 @@ impl AdminArgs {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (status, text) = runtime.block_on(async {
-            let client = reqwest::Client::new();
-            let mut request = client.request(method, &url).bearer_auth(&token);
-            if let Some(body) = body {
-                request = request.body(body);
+        let client = reqwest::Client::new();
+        let send = || {
+            runtime.block_on(async {
+                let mut request = client.request(method.clone(), &url).bearer_auth(&token);
+                if let Some(body) = &body {
+                    request = request.body(body.clone());
+                }
+                let response = request.send().await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot reach the admin API at {base}: {e}. Is `weir run` running with an [admin] section? (point --admin or WEIR_ADMIN at its address)"
+                    )
+                })?;
+                let status = response.status().as_u16();
+                let text = response.text().await.unwrap_or_default();
+                anyhow::Ok((status, text))
+            })
+        };
+        // A pipeline still starting (tables, plugins, recovery) answers 503
+        // for a while: wait for it rather than fail a command given right
+        // after `weir run`.
+        let deadline = std::time::Instant::now() + STARTING_WAIT;
+        let mut said = false;
+        let (status, text) = loop {
+            let (status, text) = send()?;
+            if status != 503
+                || !text.contains("is starting")
+                || std::time::Instant::now() > deadline
+            {
+                break (status, text);
             }
-            let response = request.send().await.map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot reach the admin API at {base}: {e}. Is `weir run` running with an [admin] section? (point --admin or WEIR_ADMIN at its address)"
-                )
-            })?;
-            let status = response.status().as_u16();
-            let text = response.text().await.unwrap_or_default();
-            anyhow::Ok((status, text))
-        })?;
+            if !said {
+                eprintln!(
+                    "the pipeline is starting; waiting for it (up to {}s)",
+                    STARTING_WAIT.as_secs()
+                );
+                said = true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        };
         if status == 401 {
             bail!(
                 "the admin API at {base} refused the token (401): set WEIR_ADMIN_TOKEN or --token-file to the token its [admin] section names"

@@ -60,6 +60,7 @@ impl Control {
             }),
             metrics: self.metrics.clone(),
             timeline: Mutex::new(VecDeque::new()),
+            recording: Mutex::new(None),
         });
         let mut pipelines = self.lock();
         pipelines.retain(|p| p.name != handle.name);
@@ -194,6 +195,9 @@ pub struct PipelineHandle {
     view: Mutex<View>,
     metrics: Arc<Metrics>,
     timeline: Mutex<VecDeque<EpochTiming>>,
+    /// The durable write of `active.json` after the last cut-over, running
+    /// beside the next epoch's stages (see [`PipelineHandle::settle_versions`]).
+    recording: Mutex<Option<std::thread::JoinHandle<Result<(), RunError>>>>,
 }
 
 /// When one new epoch's stages ran (`weir bench swap` measures the stall a
@@ -206,6 +210,9 @@ pub struct EpochTiming {
     pub stages_started: std::time::Instant,
     /// When its last stage call ended.
     pub stages_finished: std::time::Instant,
+    /// When it was done: every sink committed, state saved, the source
+    /// acknowledged (the next epoch's boundary work starts here).
+    pub finished: std::time::Instant,
     /// Time spent applying operators' commands right before it.
     pub applied: std::time::Duration,
 }
@@ -515,10 +522,38 @@ impl PipelineHandle {
             }
         }
         if changed {
-            active::write(&self.checkpoint_dir, stages.current(), &stages.pins())?;
+            // `active.json` is synced to disk beside the next epoch's stages
+            // (an fsync can wait hundreds of milliseconds on a busy disk);
+            // the epoch's sinks commit only once it is durable.
+            self.settle_versions()?;
+            let entries = active::entries(stages.current(), &stages.pins());
+            let dir = self.checkpoint_dir.clone();
+            *self.recording.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(std::thread::spawn(move || active::save(&dir, &entries)));
         }
         self.show(stages);
         Ok(())
+    }
+
+    /// Waits until the versions recorded at the last cut-over are on disk
+    /// (`active.json`), so no epoch a new version ran is committed before a
+    /// restart would pick that version again. Call before an epoch's sinks
+    /// commit and before writing `active.json` again.
+    ///
+    /// # Errors
+    /// The write's error (the checkpoint directory cannot be written).
+    pub fn settle_versions(&self) -> Result<(), RunError> {
+        let pending = self
+            .recording
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match pending {
+            Some(write) => write
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => Ok(()),
+        }
     }
 
     /// Records that stage `index`'s version failed on probation in epoch
@@ -541,6 +576,7 @@ impl PipelineHandle {
             event.reasons = vec![reason.to_string()];
             active::record(&self.checkpoint_dir, &event);
             self.metrics.rolled_back(&self.name, &name, "automatic");
+            self.settle_versions()?;
             active::write(&self.checkpoint_dir, stages.current(), &stages.pins())?;
         }
         self.show(stages);

@@ -34,8 +34,19 @@ pub fn read(dir: &Path) -> Result<Vec<Active>, RunError> {
 
 /// Records which version every stage runs: stages running the file's version are left out.
 pub fn write(dir: &Path, file: &[StageVersion], running: &[StagePin]) -> Result<(), RunError> {
-    let active: Vec<Active> = file
-        .iter()
+    save(dir, &entries(file, running))
+}
+
+/// Writes `active.json` (durably: written aside, synced, renamed).
+pub fn save(dir: &Path, active: &[Active]) -> Result<(), RunError> {
+    let json = serde_json::to_vec_pretty(active).expect("pins serialize");
+    write_atomically(&dir.join("active.json"), &json)
+}
+
+/// The entries of `active.json` for stages whose pipeline file names `file`
+/// and which run `running`: the stages running another version than the file's.
+pub fn entries(file: &[StageVersion], running: &[StagePin]) -> Vec<Active> {
+    file.iter()
         .zip(running)
         .filter(|(file, running)| file.pin != **running)
         .map(|(file, running)| Active {
@@ -43,9 +54,7 @@ pub fn write(dir: &Path, file: &[StageVersion], running: &[StagePin]) -> Result<
             pin: running.clone(),
             file: file.pin.clone(),
         })
-        .collect();
-    let json = serde_json::to_vec_pretty(&active).expect("pins serialize");
-    write_atomically(&dir.join("active.json"), &json)
+        .collect()
 }
 
 /// The version each stage should run after a restart: the recorded one

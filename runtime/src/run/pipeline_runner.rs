@@ -458,15 +458,16 @@ async fn run_pipeline(
         )
         .await?;
         let dead = output.dead_letters;
+        report.quarantined += quarantined;
+        ctx.state = snapshot_state(&checkpoint, &stages, plan.epoch)?;
+        source.acknowledge(&plan.source).await?;
         handle.record_timing(crate::control::EpochTiming {
             epoch: plan.epoch,
             stages_started: output.stages.0,
             stages_finished: output.stages.1,
+            finished: Instant::now(),
             applied: std::mem::take(&mut applied),
         });
-        report.quarantined += quarantined;
-        ctx.state = snapshot_state(&checkpoint, &stages, plan.epoch)?;
-        source.acknowledge(&plan.source).await?;
         stages.epoch_committed();
         progress.committed();
         report.last_epoch = plan.epoch;
@@ -525,6 +526,8 @@ async fn run_pipeline(
         );
     }
     forward.abort();
+    // A swap applied after the last epoch is on disk before the run ends.
+    tokio::task::block_in_place(|| handle.settle_versions())?;
     source.close().await;
     tracing::info!(
         pipeline = name,
@@ -685,6 +688,8 @@ async fn run_epoch(
         "dead_letters": dead_count,
         "quarantined": quarantined,
     });
+    // A version swapped in for this epoch is recorded durably first.
+    tokio::task::block_in_place(|| ctx.handle.settle_versions())?;
     for handle in sinks.iter_mut().filter(|s| s.committed < plan.epoch) {
         let from = handle.sink.from().cloned();
         let batches = match &from {
