@@ -543,6 +543,12 @@ fn resolve_stage(
     if let Err(message) = spec.limits.validate() {
         problems.push(format!("{location} > limits"), message);
     }
+    if spec.max_call_records == Some(0) {
+        problems.push(
+            format!("{location} > max_call_records"),
+            "must be at least 1 (leave it out for one call per epoch)",
+        );
+    }
     if let Some(dedupe) = &spec.dedupe
         && dedupe.key.is_empty()
     {
@@ -585,6 +591,7 @@ fn resolve_stage(
         limits: spec.limits,
         dedupe: spec.dedupe,
         max_rejected_ratio: spec.max_rejected_ratio,
+        max_call_records: spec.max_call_records,
         lookups: spec
             .lookup
             .into_iter()
@@ -874,6 +881,28 @@ merge = { on = ["k"] }
             panic!("kafka source")
         };
         assert_eq!(connection.brokers, "k:9092");
+    }
+
+    #[test]
+    fn max_call_records_is_read_and_zero_is_refused_by_key() {
+        let file = parse_text(&MINIMAL.replace(
+            "plugin = \"a.wasm\"",
+            "plugin = \"a.wasm\"\nmax_call_records = 16384",
+        ))
+        .unwrap();
+        assert_eq!(file.pipelines[0].stages[0].max_call_records, Some(16384));
+        assert_eq!(file.pipelines[0].stages[1].max_call_records, None);
+        let problems = parse_text(&MINIMAL.replace(
+            "plugin = \"a.wasm\"",
+            "plugin = \"a.wasm\"\nmax_call_records = 0",
+        ))
+        .unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|p| p.contains("max_call_records") && p.contains("at least 1")),
+            "{text:?}"
+        );
     }
 
     #[test]

@@ -183,6 +183,10 @@ pub struct Stage {
     /// Stop when an epoch's rejected rows exceed this share of its input
     /// (`None`: no limit).
     pub max_rejected_ratio: Option<f64>,
+    /// At most this many stream-input rows per plugin call (`None`: the
+    /// whole epoch in one call). Only for row-wise plugins, whose output for
+    /// a batch is the concatenation of their outputs for its parts.
+    pub max_call_records: Option<usize>,
     /// Lookup inputs, in port order.
     pub lookups: Vec<Lookup>,
     /// Swap in the plugin file whenever it is replaced.

@@ -424,6 +424,11 @@ pub struct StageSpec {
     /// reject; past it the pipeline stops before committing the epoch.
     #[serde(default)]
     pub max_rejected_ratio: Option<f64>,
+    /// The most rows of the stream input handed to the plugin in one call
+    /// (the epoch's input is cut into calls of at most this many rows, their
+    /// outputs joined); unset: one call per epoch.
+    #[serde(default)]
+    pub max_call_records: Option<usize>,
     /// Lookup inputs: input port name → the Delta table fed to it (whole,
     /// or only the rows of the keys in the epoch's input), as of the version
     /// recorded in each epoch's plan.

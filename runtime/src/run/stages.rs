@@ -88,6 +88,8 @@ struct RunningStage {
     /// swap that installed the running version).
     validated: HashMap<String, SchemaRef>,
     max_rejected_ratio: Option<f64>,
+    /// At most this many stream-input rows per plugin call.
+    max_call_records: Option<usize>,
     /// The version it runs.
     version: StageVersion,
     /// The versions it ran before each swap still undone, newest last: what
@@ -172,6 +174,7 @@ impl StageSet {
                 dedupe,
                 validated: HashMap::new(),
                 max_rejected_ratio: stage.max_rejected_ratio,
+                max_call_records: stage.max_call_records,
                 version: version.clone(),
                 previous: Vec::new(),
                 probation: 0,
@@ -790,7 +793,18 @@ fn call_checked(
     inputs: &[(String, RecordBatch)],
     context: crate::determinism::CallContext,
 ) -> Result<Vec<(String, RecordBatch)>, HostError> {
-    let outputs = stage.instance.process(inputs, context)?;
+    let outputs = match inputs.split_first() {
+        Some(((port, stream), lookups))
+            if *port == stage.input_port
+                && stage
+                    .max_call_records
+                    .is_some_and(|most| stream.num_rows() > most) =>
+        {
+            let most = stage.max_call_records.unwrap_or(usize::MAX);
+            call_in_parts(stage, port, stream, lookups, most, context)?
+        }
+        _ => stage.instance.process(inputs, context)?,
+    };
     for (port, batch) in &outputs {
         if port == REJECTED_PORT {
             continue;
@@ -806,6 +820,87 @@ fn call_checked(
         }
     }
     Ok(outputs)
+}
+
+/// Calls the plugin on `stream` in consecutive parts of at most `most` rows
+/// (`max_call_records`), each with the whole lookup inputs, and joins the
+/// outputs port by port in input order; the `row` numbers of rejected rows
+/// are shifted back to positions in `stream`. The same output as one call
+/// for a row-wise plugin, with a plugin memory sized for one part.
+fn call_in_parts(
+    stage: &mut RunningStage,
+    port: &str,
+    stream: &RecordBatch,
+    lookups: &[(String, RecordBatch)],
+    most: usize,
+    context: crate::determinism::CallContext,
+) -> Result<Vec<(String, RecordBatch)>, HostError> {
+    let mut joined: Vec<(String, Vec<RecordBatch>)> = Vec::new();
+    let mut offset = 0;
+    while offset < stream.num_rows() {
+        let length = most.min(stream.num_rows() - offset);
+        let mut inputs = vec![(port.to_string(), stream.slice(offset, length))];
+        inputs.extend(lookups.iter().cloned());
+        for (name, batch) in stage.instance.process(&inputs, context)? {
+            let batch = match name == REJECTED_PORT {
+                true => shift_rows(stage, &batch, offset)?,
+                false => batch,
+            };
+            match joined.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, parts)) => parts.push(batch),
+                None => joined.push((name, vec![batch])),
+            }
+        }
+        offset += length;
+    }
+    joined
+        .into_iter()
+        .map(|(name, parts)| {
+            let schema = parts[0].schema();
+            arrow::compute::concat_batches(&schema, &parts)
+                .map(|batch| (name.clone(), batch))
+                .map_err(|e| HostError::InvalidOutput {
+                    plugin: stage.instance.identity().clone(),
+                    port: name,
+                    reason: format!(
+                        "the outputs of its calls on parts of the epoch differ in schema: {e}"
+                    ),
+                })
+        })
+        .collect()
+}
+
+/// The rejected-rows batch of a call on the part starting at `offset`, its
+/// `row` numbers made positions in the whole input.
+fn shift_rows(
+    stage: &RunningStage,
+    rejected: &RecordBatch,
+    offset: usize,
+) -> Result<RecordBatch, HostError> {
+    let invalid = |reason: String| HostError::InvalidOutput {
+        plugin: stage.instance.identity().clone(),
+        port: REJECTED_PORT.to_string(),
+        reason,
+    };
+    let Some((index, _)) = rejected.schema().column_with_name("row") else {
+        return Err(invalid("it has no `row` column".into()));
+    };
+    let rows = rejected
+        .column(index)
+        .as_any()
+        .downcast_ref::<arrow::array::UInt64Array>()
+        .ok_or_else(|| invalid("its `row` column is not UInt64".into()))?;
+    let offset = offset as u64;
+    let shifted: arrow::array::UInt64Array = rows
+        .iter()
+        .map(|row| row.map(|r| r.checked_add(offset)).unwrap_or(None))
+        .collect();
+    if shifted.null_count() != rows.null_count() {
+        return Err(invalid("a `row` number is out of range".into()));
+    }
+    let mut columns = rejected.columns().to_vec();
+    columns[index] = std::sync::Arc::new(shifted);
+    RecordBatch::try_new(rejected.schema(), columns).map_err(|e| invalid(e.to_string()))
 }
 
 /// Stops the epoch when the stage rejected more than its allowed share.

@@ -189,6 +189,50 @@ async fn a_file_larger_than_an_epoch_is_split_and_each_part_read_once() {
 /// The file source under the kill harness: a streaming `weir run` is killed
 /// 10 times at random moments while new files keep landing; at the end every
 /// file's records are in bronze exactly once.
+/// `max_call_records` cuts an epoch's input into several plugin calls: bronze
+/// and the dead letters (reasons, raw lines and their positions in the file)
+/// are the same as with one call per epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_on_parts_of_an_epoch_give_what_one_call_gives() {
+    let events = one_line_events(2_000, 11);
+    let mut runs = Vec::new();
+    for most in [None, Some(64)] {
+        let data = tempfile::tempdir().unwrap();
+        let landing = data.path().join("landing");
+        std::fs::create_dir_all(&landing).unwrap();
+        land(&landing, "a.jsonl", &events);
+        let file = pipeline_file(data.path(), &landing, false);
+        if let Some(most) = most {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let text = text.replace(
+                "config_file = ",
+                &format!("max_call_records = {most}\nconfig_file = "),
+            );
+            std::fs::write(&file, text).unwrap();
+        }
+        let pipeline = weir_runtime::pipeline::read(&file).unwrap_or_else(|e| panic!("{e}"));
+        let reports = weir_tests::run_once(pipeline).await.expect("run");
+        assert_eq!(reports[0].records_in, 2_000);
+        assert_eq!(reports[0].epochs, 3, "700 + 700 + 600 records");
+        let bronze = bronze_ids(data.path()).await;
+        assert_eq!(bronze, expected(&events).bronze_event_ids);
+        let dead = query(
+            &data.path().join("tables/dead_letters"),
+            "SELECT epoch, source_position, reason, CAST(raw AS STRING) FROM t \
+             ORDER BY epoch, source_position",
+        )
+        .await
+        .unwrap();
+        let dead: Vec<String> = (0..4).map(|c| strings(&dead, c).join("|")).collect();
+        assert!(
+            !dead[1].is_empty(),
+            "the generator's malformed lines are dead letters"
+        );
+        runs.push((bronze, dead));
+    }
+    assert_eq!(runs[0], runs[1]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 // The guard only serializes whole tests, each on its own runtime: holding it
 // across awaits cannot deadlock.
