@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How long `POST /deployments` waits for the pipelines to show in /status.
+const REGISTER_WAIT: Duration = Duration::from_secs(60);
+
 /// How long `DELETE /deployments/N` waits for the pipelines to stop.
 const STOP_WAIT: Duration = Duration::from_secs(60);
 
@@ -212,6 +215,9 @@ impl Deployments {
         let outcome = Arc::new(Mutex::new(None));
         let (control, deployment) = (self.control.clone(), name.clone());
         let (flag, result) = (stop.clone(), outcome.clone());
+        let outcome_of = |o: &Arc<Mutex<Option<Result<(), String>>>>| {
+            o.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        };
         self.runtime.spawn(async move {
             let run = run_file_with(
                 prepared,
@@ -236,11 +242,29 @@ impl Deployments {
             pipelines: pipelines.clone(),
             by: "api",
             stop,
-            outcome,
+            outcome: outcome.clone(),
         });
+        // Answer once every pipeline shows in /status (or the run failed), so
+        // a command right after a deployment finds its pipelines.
+        let deadline = Instant::now() + REGISTER_WAIT;
+        let state = loop {
+            if let Some(result) = outcome_of(&outcome) {
+                break match result {
+                    Ok(()) => "stopped",
+                    Err(_) => "failed",
+                };
+            }
+            if pipelines.iter().all(|p| self.control.pipeline(p).is_some()) {
+                break "running";
+            }
+            if Instant::now() > deadline {
+                break "starting";
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         Reply::json(
             201,
-            json!({ "deployment": name, "pipelines": pipelines, "state": "running" }),
+            json!({ "deployment": name, "pipelines": pipelines, "state": state }),
         )
     }
 

@@ -149,7 +149,7 @@ fn find(
             return Reply::error(
                 503,
                 format!(
-                    "pipeline `{pipeline}` is starting (creating tables, compiling plugins, recovering); try again once GET /readyz answers 200"
+                    "pipeline `{pipeline}` is starting (creating tables, compiling plugins); try again once GET /readyz answers 200"
                 ),
             );
         }

@@ -194,7 +194,11 @@ fn report(timeline: &[EpochTiming], first_new: &[u64]) -> anyhow::Result<()> {
         near.sort_by_key(|e| e.abs_diff(epoch));
         let mut values: Vec<Duration> = near.iter().take(4).filter_map(|&e| measure(e)).collect();
         values.sort();
-        let baseline = *values.get(values.len() / 2)?;
+        let baseline = match values.len() {
+            0 => return None,
+            n if n % 2 == 0 => (values[n / 2 - 1] + values[n / 2]) / 2,
+            n => values[n / 2],
+        };
         Some(measure(epoch)?.saturating_sub(baseline))
     };
     let sorted = |measure: &dyn Fn(u64) -> Option<Duration>, epochs: &[u64]| {

@@ -196,7 +196,8 @@ pub struct PipelineHandle {
     metrics: Arc<Metrics>,
     timeline: Mutex<VecDeque<EpochTiming>>,
     /// The durable write of `active.json` after the last cut-over, running
-    /// beside the next epoch's stages (see [`PipelineHandle::settle_versions`]).
+    /// while the source fetches the next epoch (see
+    /// [`PipelineHandle::settle_versions`]).
     recording: Mutex<Option<std::thread::JoinHandle<Result<(), RunError>>>>,
 }
 
@@ -522,9 +523,9 @@ impl PipelineHandle {
             }
         }
         if changed {
-            // `active.json` is synced to disk beside the next epoch's stages
-            // (an fsync can wait hundreds of milliseconds on a busy disk);
-            // the epoch's sinks commit only once it is durable.
+            // `active.json` is synced to disk while the source fetches the
+            // next epoch (an fsync can wait hundreds of milliseconds on a
+            // busy disk); the epoch's plan is written only once it is durable.
             self.settle_versions()?;
             let entries = active::entries(stages.current(), &stages.pins());
             let dir = self.checkpoint_dir.clone();
@@ -536,9 +537,9 @@ impl PipelineHandle {
     }
 
     /// Waits until the versions recorded at the last cut-over are on disk
-    /// (`active.json`), so no epoch a new version ran is committed before a
-    /// restart would pick that version again. Call before an epoch's sinks
-    /// commit and before writing `active.json` again.
+    /// (`active.json`), so no epoch plan names a new version before a
+    /// restart would pick that version again. Call before writing an epoch's
+    /// plan, before writing `active.json` again, and when the run ends.
     ///
     /// # Errors
     /// The write's error (the checkpoint directory cannot be written).

@@ -408,13 +408,15 @@ async fn run_pipeline(
             applied += applying.elapsed();
         }
         let next = match plan_new {
-            true => {
-                source
-                    .next(&pipeline.batch, reach.once(), &interrupt)
-                    .await?
-            }
-            false => None,
+            true => source.next(&pipeline.batch, reach.once(), &interrupt).await,
+            false => Ok(None),
         };
+        // A swap's `active.json` was synced while the source fetched; it is
+        // on disk before the plan naming the new version is written, so a
+        // restart never replays an epoch of a version it would not pick again.
+        let settled = tokio::task::block_in_place(|| handle.settle_versions());
+        let next = next?;
+        settled?;
         let Some(fetched) = next else {
             if plan_new && !stop.load(Ordering::SeqCst) && interrupt.load(Ordering::SeqCst) {
                 continue; // woken for a command: apply it, then read on
@@ -688,8 +690,6 @@ async fn run_epoch(
         "dead_letters": dead_count,
         "quarantined": quarantined,
     });
-    // A version swapped in for this epoch is recorded durably first.
-    tokio::task::block_in_place(|| ctx.handle.settle_versions())?;
     for handle in sinks.iter_mut().filter(|s| s.committed < plan.epoch) {
         let from = handle.sink.from().cloned();
         let batches = match &from {

@@ -727,7 +727,9 @@ fn call_beside_shadow(
     candidate_inputs[0].0 = shadow.ready.input_port.clone();
     let (live, candidate) = std::thread::scope(|scope| {
         let instance = &mut shadow.ready.instance;
-        let candidate = scope.spawn(move || instance.process(&candidate_inputs, context));
+        let (port, most) = (&shadow.ready.input_port, stage.max_call_records);
+        let candidate =
+            scope.spawn(move || process_in_parts(instance, &candidate_inputs, port, most, context));
         let live = call_checked(stage, inputs, context);
         (live, candidate.join())
     });
@@ -793,18 +795,13 @@ fn call_checked(
     inputs: &[(String, RecordBatch)],
     context: crate::determinism::CallContext,
 ) -> Result<Vec<(String, RecordBatch)>, HostError> {
-    let outputs = match inputs.split_first() {
-        Some(((port, stream), lookups))
-            if *port == stage.input_port
-                && stage
-                    .max_call_records
-                    .is_some_and(|most| stream.num_rows() > most) =>
-        {
-            let most = stage.max_call_records.unwrap_or(usize::MAX);
-            call_in_parts(stage, port, stream, lookups, most, context)?
-        }
-        _ => stage.instance.process(inputs, context)?,
-    };
+    let outputs = process_in_parts(
+        &mut stage.instance,
+        inputs,
+        &stage.input_port,
+        stage.max_call_records,
+        context,
+    )?;
     for (port, batch) in &outputs {
         if port == REJECTED_PORT {
             continue;
@@ -822,28 +819,37 @@ fn call_checked(
     Ok(outputs)
 }
 
-/// Calls the plugin on `stream` in consecutive parts of at most `most` rows
-/// (`max_call_records`), each with the whole lookup inputs, and joins the
-/// outputs port by port in input order; the `row` numbers of rejected rows
-/// are shifted back to positions in `stream`. The same output as one call
-/// for a row-wise plugin, with a plugin memory sized for one part.
-fn call_in_parts(
-    stage: &mut RunningStage,
-    port: &str,
-    stream: &RecordBatch,
-    lookups: &[(String, RecordBatch)],
-    most: usize,
+/// Calls `instance` on `inputs`; when the first input is the stream input
+/// (`input_port`) and holds more than `most` rows (`max_call_records`), in
+/// consecutive parts of at most `most` rows, each with the whole lookup
+/// inputs and the same call context, the outputs joined port by port in
+/// input order and the `row` numbers of rejected rows made positions in the
+/// whole stream. The same output as one call for a row-wise plugin, with a
+/// plugin memory sized for one part.
+fn process_in_parts(
+    instance: &mut PluginInstance,
+    inputs: &[PortBatch],
+    input_port: &str,
+    most: Option<usize>,
     context: crate::determinism::CallContext,
-) -> Result<Vec<(String, RecordBatch)>, HostError> {
+) -> Result<Vec<PortBatch>, HostError> {
+    let (most, (port, stream), lookups) = match (most, inputs.split_first()) {
+        (Some(most), Some((first, lookups)))
+            if first.0 == input_port && first.1.num_rows() > most && most > 0 =>
+        {
+            (most, first, lookups)
+        }
+        _ => return instance.process(inputs, context),
+    };
     let mut joined: Vec<(String, Vec<RecordBatch>)> = Vec::new();
     let mut offset = 0;
     while offset < stream.num_rows() {
         let length = most.min(stream.num_rows() - offset);
-        let mut inputs = vec![(port.to_string(), stream.slice(offset, length))];
-        inputs.extend(lookups.iter().cloned());
-        for (name, batch) in stage.instance.process(&inputs, context)? {
+        let mut part = vec![(port.clone(), stream.slice(offset, length))];
+        part.extend(lookups.iter().cloned());
+        for (name, batch) in instance.process(&part, context)? {
             let batch = match name == REJECTED_PORT {
-                true => shift_rows(stage, &batch, offset)?,
+                true => shift_rows(batch, offset, length),
                 false => batch,
             };
             match joined.iter_mut().find(|(n, _)| *n == name) {
@@ -860,47 +866,53 @@ fn call_in_parts(
             arrow::compute::concat_batches(&schema, &parts)
                 .map(|batch| (name.clone(), batch))
                 .map_err(|e| HostError::InvalidOutput {
-                    plugin: stage.instance.identity().clone(),
+                    plugin: instance.identity().clone(),
                     port: name,
                     reason: format!(
-                        "the outputs of its calls on parts of the epoch differ in schema: {e}"
+                        "its calls on parts of the epoch (max_call_records) returned different schemas: {e}"
                     ),
                 })
         })
         .collect()
 }
 
-/// The rejected-rows batch of a call on the part starting at `offset`, its
-/// `row` numbers made positions in the whole input.
-fn shift_rows(
-    stage: &RunningStage,
-    rejected: &RecordBatch,
-    offset: usize,
-) -> Result<RecordBatch, HostError> {
-    let invalid = |reason: String| HostError::InvalidOutput {
-        plugin: stage.instance.identity().clone(),
-        port: REJECTED_PORT.to_string(),
-        reason,
-    };
+/// The rejected rows of a call on the `length` rows starting at `offset`,
+/// their `row` numbers made positions in the whole input. A `row` outside
+/// the part becomes null (the row is dead-lettered untraced, as one call
+/// treats a number outside its input); a batch without a UInt64 `row`
+/// column is left as it is, for the same checks a single call gets.
+fn shift_rows(rejected: RecordBatch, offset: usize, length: usize) -> RecordBatch {
     let Some((index, _)) = rejected.schema().column_with_name("row") else {
-        return Err(invalid("it has no `row` column".into()));
+        return rejected;
     };
-    let rows = rejected
-        .column(index)
-        .as_any()
-        .downcast_ref::<arrow::array::UInt64Array>()
-        .ok_or_else(|| invalid("its `row` column is not UInt64".into()))?;
-    let offset = offset as u64;
+    let Some(rows) = rejected.column(index).as_primitive_opt::<UInt64Type>() else {
+        return rejected;
+    };
     let shifted: arrow::array::UInt64Array = rows
         .iter()
-        .map(|row| row.map(|r| r.checked_add(offset)).unwrap_or(None))
+        .map(|row| {
+            row.filter(|&r| r < length as u64)
+                .map(|r| r + offset as u64)
+        })
         .collect();
-    if shifted.null_count() != rows.null_count() {
-        return Err(invalid("a `row` number is out of range".into()));
-    }
     let mut columns = rejected.columns().to_vec();
     columns[index] = std::sync::Arc::new(shifted);
-    RecordBatch::try_new(rejected.schema(), columns).map_err(|e| invalid(e.to_string()))
+    // Every part's `row` column nullable alike, so the parts join.
+    let fields: Vec<arrow::datatypes::FieldRef> = rejected
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match i == index {
+            true => std::sync::Arc::new(f.as_ref().clone().with_nullable(true)),
+            false => f.clone(),
+        })
+        .collect();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        rejected.schema().metadata().clone(),
+    ));
+    RecordBatch::try_new(schema, columns).unwrap_or(rejected)
 }
 
 /// Stops the epoch when the stage rejected more than its allowed share.
@@ -999,4 +1011,47 @@ fn row_as_json(batch: &RecordBatch, row: usize) -> Option<Vec<u8>> {
         bytes.pop();
     }
     Some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{StringArray, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    #[test]
+    fn rejected_rows_of_a_part_become_positions_in_the_epoch() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("row", DataType::UInt64, false),
+            Field::new("reason", DataType::Utf8, false),
+        ]));
+        let part = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(UInt64Array::from(vec![0, 3, 5])),
+                Arc::new(StringArray::from(vec!["a", "b", "outside the part"])),
+            ],
+        )
+        .unwrap();
+        let shifted = shift_rows(part, 10, 5);
+        let rows = shifted.column(0).as_primitive::<UInt64Type>();
+        assert_eq!(rows.iter().collect::<Vec<_>>(), [Some(10), Some(13), None]);
+        assert_eq!(
+            shifted.column(1).as_string::<i32>().value(2),
+            "outside the part"
+        );
+    }
+
+    #[test]
+    fn a_rejected_batch_without_row_numbers_is_left_as_it_is() {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "reason",
+            DataType::Utf8,
+            false,
+        )]));
+        let part =
+            RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["a"]))]).unwrap();
+        assert_eq!(shift_rows(part.clone(), 10, 5), part);
+    }
 }

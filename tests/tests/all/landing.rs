@@ -186,9 +186,6 @@ async fn a_file_larger_than_an_epoch_is_split_and_each_part_read_once() {
     assert_audit_clean(data.path(), &file);
 }
 
-/// The file source under the kill harness: a streaming `weir run` is killed
-/// 10 times at random moments while new files keep landing; at the end every
-/// file's records are in bronze exactly once.
 /// `max_call_records` cuts an epoch's input into several plugin calls: bronze
 /// and the dead letters (reasons, raw lines and their positions in the file)
 /// are the same as with one call per epoch.
@@ -233,6 +230,9 @@ async fn calls_on_parts_of_an_epoch_give_what_one_call_gives() {
     assert_eq!(runs[0], runs[1]);
 }
 
+/// The file source under the kill harness: a streaming `weir run` is killed
+/// 10 times at random moments while new files keep landing; at the end every
+/// file's records are in bronze exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 // The guard only serializes whole tests, each on its own runtime: holding it
 // across awaits cannot deadlock.
