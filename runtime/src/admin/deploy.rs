@@ -93,12 +93,11 @@ impl Deployments {
     }
 
     /// Whether `pipeline` belongs to a running deployment but has not
-    /// registered yet (it is creating tables, compiling plugins, recovering).
+    /// registered yet (it is creating tables, compiling plugins).
     pub(super) fn starting(&self, pipeline: &str) -> bool {
         self.control.pipeline(pipeline).is_none()
             && self.lock().iter().any(|d| {
-                d.pipelines.iter().any(|p| p == pipeline)
-                    && d.outcome.lock().is_ok_and(|o| o.is_none())
+                d.pipelines.iter().any(|p| p == pipeline) && outcome_of(&d.outcome).is_none()
             })
     }
 
@@ -108,7 +107,7 @@ impl Deployments {
             .lock()
             .iter()
             .map(|d| {
-                let outcome = d.outcome.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let outcome = outcome_of(&d.outcome);
                 let (state, error) = match outcome {
                     None => ("running", None),
                     Some(Ok(())) => ("stopped", None),
@@ -138,7 +137,7 @@ impl Deployments {
         if self
             .lock()
             .iter()
-            .any(|d| d.name == *name && d.outcome.lock().is_ok_and(|o| o.is_none()))
+            .any(|d| d.name == *name && outcome_of(&d.outcome).is_none())
         {
             return Reply::error(
                 409,
@@ -215,9 +214,6 @@ impl Deployments {
         let outcome = Arc::new(Mutex::new(None));
         let (control, deployment) = (self.control.clone(), name.clone());
         let (flag, result) = (stop.clone(), outcome.clone());
-        let outcome_of = |o: &Arc<Mutex<Option<Result<(), String>>>>| {
-            o.lock().unwrap_or_else(|p| p.into_inner()).clone()
-        };
         self.runtime.spawn(async move {
             let run = run_file_with(
                 prepared,
@@ -289,7 +285,7 @@ impl Deployments {
         stop.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + STOP_WAIT;
         while Instant::now() < deadline {
-            if let Some(result) = outcome.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            if let Some(result) = outcome_of(&outcome) {
                 return Reply::json(
                     200,
                     json!({ "deployment": name, "state": if result.is_ok() { "stopped" } else { "failed" }, "error": result.err() }),
@@ -316,11 +312,16 @@ impl Deployments {
             })
             .collect();
         for outcome in outcomes {
-            while outcome.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            while outcome_of(&outcome).is_none() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
+}
+
+/// How a deployment's run ended: `None` while it runs.
+fn outcome_of(outcome: &Mutex<Option<Result<(), String>>>) -> Option<Result<(), String>> {
+    outcome.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 fn valid_name(name: &str) -> bool {

@@ -145,28 +145,23 @@ pub(super) fn swap(args: SwapArgs) -> anyhow::Result<()> {
 /// `first_new` the first of a new version, against the target.
 fn report(timeline: &[EpochTiming], first_new: &[u64]) -> anyhow::Result<()> {
     let at = |epoch: u64| timeline.iter().find(|t| t.epoch == epoch);
+    // From the end of `start` of the previous epoch to the end of this epoch's batch.
+    let since = |epoch: u64, start: fn(&EpochTiming) -> Instant| -> Option<Duration> {
+        let (before, after) = (at(epoch.checked_sub(1)?)?, at(epoch)?);
+        Some(
+            after
+                .stages_finished
+                .saturating_duration_since(start(before)),
+        )
+    };
     // The boundary: from the moment the previous epoch was entirely done
     // (every sink committed, state saved, source acknowledged) to the end of
     // this epoch's batch — the cut-over, fetching and planning the epoch, and
     // its stage call (so a slower first call of a fresh instance counts).
-    let boundary = |epoch: u64| -> Option<Duration> {
-        let (before, after) = (at(epoch.checked_sub(1)?)?, at(epoch)?);
-        Some(
-            after
-                .stages_finished
-                .saturating_duration_since(before.finished),
-        )
-    };
+    let boundary = |epoch: u64| since(epoch, |t| t.finished);
     // The spacing: from the end of one batch to the end of the next, the
     // previous epoch's Delta commits included.
-    let spacing = |epoch: u64| -> Option<Duration> {
-        let (before, after) = (at(epoch.checked_sub(1)?)?, at(epoch)?);
-        Some(
-            after
-                .stages_finished
-                .saturating_duration_since(before.stages_finished),
-        )
-    };
+    let spacing = |epoch: u64| since(epoch, |t| t.stages_finished);
     let untimed: Vec<u64> = first_new
         .iter()
         .copied()
