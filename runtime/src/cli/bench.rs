@@ -64,6 +64,10 @@ struct OrdersArgs {
     /// `--source files`: the Spark side of the benchmark.
     #[arg(long, default_value = "bench/spark_orders.py")]
     spark_script: PathBuf,
+    /// `--source files`: how many times Weir runs (one before Spark, the
+    /// rest after it); the median run is compared.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 /// Where `weir bench orders` reads the events from.
@@ -102,6 +106,7 @@ fn orders(args: OrdersArgs) -> anyhow::Result<()> {
                 python: &args.python,
                 script: &args.spark_script,
             }),
+            runs: args.runs,
         });
     }
     let pipeline = args

@@ -230,6 +230,76 @@ async fn calls_on_parts_of_an_epoch_give_what_one_call_gives() {
     assert_eq!(runs[0], runs[1]);
 }
 
+/// An epoch's sinks commit at the same time: two sinks appending to one
+/// table (each an epoch's counts) both land every epoch, Delta's conflict
+/// check letting the second append through after the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_appending_to_one_table_both_land_every_epoch() {
+    let events = one_line_events(2_000, 13);
+    let data = tempfile::tempdir().unwrap();
+    let landing = data.path().join("landing");
+    std::fs::create_dir_all(&landing).unwrap();
+    land(&landing, "a.jsonl", &events);
+    let file = pipeline_file(data.path(), &landing, false);
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "mode = \"append\"",
+        "mode = \"append\"\nfrom = \"parse.out\"",
+    );
+    let counts_sink = |name: &str| {
+        format!(
+            r#"
+[[pipeline.sink]]
+name = "{name}"
+from = "counts.out"
+table = "{data}/tables/counts"
+mode = "append"
+"#,
+            data = data.path().display()
+        )
+    };
+    let text = format!(
+        r#"{text}
+[[pipeline.stage]]
+name = "counts"
+input = "parse.out"
+plugin = "{plugin}"
+[pipeline.stage.config]
+group_by = ["status"]
+aggregates = [{{ name = "orders", function = "count" }}]
+{a}{b}"#,
+        plugin = weir_tests::wasm_path("aggregate").display(),
+        a = counts_sink("counts_a"),
+        b = counts_sink("counts_b"),
+    );
+    std::fs::write(&file, text).unwrap();
+    let pipeline = weir_runtime::pipeline::read(&file).unwrap_or_else(|e| panic!("{e}"));
+    let reports = weir_tests::run_once(pipeline).await.expect("run");
+    assert_eq!(reports[0].epochs, 3, "700 + 700 + 600 records");
+    let counted = query(
+        &data.path().join("tables/counts"),
+        "SELECT CAST(SUM(orders) AS BIGINT) FROM t",
+    )
+    .await
+    .unwrap();
+    let bronze = query(&data.path().join("tables/bronze"), "SELECT COUNT(*) FROM t")
+        .await
+        .unwrap();
+    let total = |batches: &[arrow::array::RecordBatch]| {
+        batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0)
+    };
+    assert_eq!(
+        total(&counted),
+        2 * total(&bronze),
+        "both sinks added every epoch's counts"
+    );
+    assert_audit_clean(data.path(), &file);
+}
+
 /// The file source under the kill harness: a streaming `weir run` is killed
 /// 10 times at random moments while new files keep landing; at the end every
 /// file's records are in bronze exactly once.
