@@ -134,6 +134,20 @@ pub fn run(bench: FilesBench<'_>) -> anyhow::Result<()> {
         "{} reads no landing directory; --source files needs a pipeline file like examples/orders/landing.toml",
         bench.pipeline.display()
     );
+    // Every Weir run and Spark read the same landed files: none may be
+    // moved or deleted after its epoch.
+    let consuming = file.pipelines.iter().find(|p| {
+        matches!(&p.source, pipeline::Source::Files(spec)
+            if !matches!(spec.after_commit, weir_runtime::landing::epoch_source::AfterCommit::Keep))
+    });
+    if let Some(pipeline) = consuming {
+        anyhow::bail!(
+            "{}: pipeline `{}` moves or deletes its landed files after each epoch (`after_commit`); the benchmark runs Weir {} times and Spark on the same files, so it needs after_commit = \"keep\"",
+            bench.pipeline.display(),
+            pipeline.name,
+            bench.runs
+        );
+    }
     if let Some(spark) = &bench.spark {
         let found = Command::new(spark.python)
             .args(["-c", "import pyspark"])

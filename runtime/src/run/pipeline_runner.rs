@@ -18,7 +18,7 @@ use super::pins;
 use super::quarantine;
 use super::recovery::{self, Facts};
 use super::stages::{EpochOutput, Outcome, StageCounts, StageSet};
-use crate::connector::{self, Fetched, Progress, Reach, Sink, Writers};
+use crate::connector::{self, CommitTurn, Fetched, Progress, Reach, Sink, Writers};
 use crate::control::{Control, PipelineHandle, State};
 use crate::delta::dead_letters;
 use crate::pipeline::{PreparedFile, PreparedPipeline};
@@ -706,14 +706,14 @@ async fn run_epoch(
         "dead_letters": dead_count,
         "quarantined": quarantined,
     });
-    // The sinks lacking the epoch commit it at the same time (bronze's table
-    // and its dead letters; gold's three merges): with the other core busy
-    // with other pipelines, this was 5% faster on the orders benchmark than
-    // one after another. Two appends to one table (the dead-letter table of
-    // several pipelines) are both kept: Delta's conflict check lets
-    // appends through. All are waited for, so `committed` is exact for each
-    // sink even when one fails; the first failure, in sink order, is returned.
-    let mut commits = Vec::new();
+    // The sinks lacking the epoch commit it turn by turn (tables, then
+    // published topics, then dead letters: `CommitTurn`), the sinks of a
+    // turn at the same time (gold's three merges overlap instead of
+    // queueing). Futures are lazy: a later turn's commits start only when
+    // polled, after the earlier turns. A turn's commits are all waited for, so
+    // `committed` is exact for each sink, and a failed turn ends the epoch
+    // before the next one starts.
+    let mut turns: Vec<(CommitTurn, Vec<_>)> = Vec::new();
     for handle in sinks.iter_mut().filter(|s| s.committed < plan.epoch) {
         let from = handle.sink.from().cloned();
         let batches = match &from {
@@ -734,16 +734,31 @@ async fn run_epoch(
             "plugins": plugins,
             "counts": counts,
         });
-        commits.push(commit_sink(
+        let turn = handle.sink.turn();
+        let commit = commit_sink(
             handle,
             plan.epoch,
             (batches, record),
             &pipeline.name,
             started,
-        ));
+        );
+        match turns.iter_mut().find(|(t, _)| *t == turn) {
+            Some((_, commits)) => commits.push(commit),
+            None => turns.push((turn, vec![commit])),
+        }
     }
-    for result in futures::future::join_all(commits).await {
-        result?;
+    turns.sort_by_key(|(turn, _)| *turn);
+    for (_, commits) in turns {
+        let mut failures = futures::future::join_all(commits)
+            .await
+            .into_iter()
+            .filter_map(Result::err);
+        if let Some(first) = failures.next() {
+            for other in failures {
+                tracing::error!(pipeline = %pipeline.name, epoch = plan.epoch, "another sink failed too: {other}");
+            }
+            return Err(first);
+        }
     }
     let summary = EpochSummary {
         stages: (stages_started, stages_finished),

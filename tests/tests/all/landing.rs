@@ -300,6 +300,110 @@ aggregates = [{{ name = "orders", function = "count" }}]
     assert_audit_clean(data.path(), &file);
 }
 
+/// A table sink failing on an epoch for good (a merge whose sum overflows)
+/// stops the pipeline before the dead-letter table commits it: the epoch is
+/// held by no sink, so `weir quarantine` can move past it. (Dead letters
+/// commit after the tables; committing them beside the tables would leave
+/// such an epoch held by the dead-letter table and unquarantinable.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_issue_10_a_failed_table_commit_leaves_the_epoch_quarantinable() {
+    let data = tempfile::tempdir().unwrap();
+    let landing = data.path().join("landing");
+    std::fs::create_dir_all(&landing).unwrap();
+    land_bytes(
+        &landing,
+        "a.jsonl",
+        b"{\"k\":\"x\",\"n\":9223372036854775000}\n".to_vec(),
+    );
+    land_bytes(&landing, "b.jsonl", b"{\"k\":\"x\",\"n\":1000}\n".to_vec());
+    let schema = data.path().join("schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"fields": [{"name": "k", "type": "string", "required": true}, {"name": "n", "type": "long", "required": true}]}"#,
+    )
+    .unwrap();
+    let file = data.path().join("pipeline.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+checkpoint_dir = "{data}/checkpoints"
+dead_letters = "{data}/tables/dead_letters"
+
+[[pipeline]]
+name = "sums"
+
+[pipeline.source.files]
+dir = "{landing}"
+format = "jsonl"
+
+[pipeline.batch]
+max_records = 1
+
+[[pipeline.stage]]
+name = "parse"
+plugin = "{parse}"
+config_file = "{schema}"
+
+[[pipeline.stage]]
+name = "sum"
+plugin = "{aggregate}"
+[pipeline.stage.config]
+group_by = ["k"]
+aggregates = [{{ name = "n", function = "sum", of = "n" }}]
+
+[[pipeline.sink]]
+name = "sums"
+table = "{data}/tables/sums"
+mode = "merge"
+[pipeline.sink.merge]
+on = ["k"]
+update = {{ n = "t.n + s.n" }}
+"#,
+            data = data.path().display(),
+            landing = landing.display(),
+            parse = weir_tests::wasm_path("parse-json").display(),
+            aggregate = weir_tests::wasm_path("aggregate").display(),
+            schema = schema.display(),
+        ),
+    )
+    .unwrap();
+    let pipeline = weir_runtime::pipeline::read(&file).unwrap_or_else(|e| panic!("{e}"));
+    let error = weir_tests::run_once(pipeline)
+        .await
+        .expect_err("epoch 2's merge overflows")
+        .to_string();
+    assert!(error.contains("overflow"), "{error}");
+    let quarantine = weir(
+        data.path(),
+        &[
+            "quarantine",
+            file.to_str().unwrap(),
+            "--pipeline",
+            "sums",
+            "--epoch",
+            "2",
+            "--reason",
+            "the sum overflows",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&quarantine.stdout);
+    assert!(
+        quarantine.status.success() && text.contains("epoch 2 quarantined: 1 source record(s)"),
+        "{text}"
+    );
+    let sums = query(
+        &data.path().join("tables/sums"),
+        "SELECT CAST(n AS VARCHAR) FROM t",
+    )
+    .await
+    .unwrap();
+    assert_eq!(strings(&sums, 0), ["9223372036854775000"]);
+}
+
 /// The file source under the kill harness: a streaming `weir run` is killed
 /// 10 times at random moments while new files keep landing; at the end every
 /// file's records are in bronze exactly once.
