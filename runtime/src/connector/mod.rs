@@ -87,23 +87,6 @@ pub trait Source: Send {
     async fn close(&mut self) {}
 }
 
-/// When an epoch's sink commits. Every sink of an earlier turn holds the
-/// epoch before any sink of a later turn starts committing it; sinks of one
-/// turn commit it at the same time (gold's three merges), so a sink must not
-/// rely on another sink of its turn having committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum CommitTurn {
-    /// Tables (Delta): first.
-    Tables,
-    /// Messages other systems read as they arrive (a Kafka topic): only an
-    /// epoch every table of the pipeline holds is published.
-    Published,
-    /// The dead-letter table: last, so an epoch a sink failed on is held by
-    /// the dead-letter table only if no sink failed — and an epoch no sink
-    /// holds can still be set aside with `weir quarantine`.
-    DeadLetters,
-}
-
 /// A sink of epochs. A commit must be idempotent per epoch and atomic with
 /// the record of which epoch it holds (Delta: the `txn` action
 /// `(app id, epoch)` in the same commit), so recovery can ask each sink for
@@ -115,9 +98,6 @@ pub trait Sink: Send {
 
     /// The port it takes rows from; `None` for the dead-letter sink.
     fn from(&self) -> Option<&PortRef>;
-
-    /// When it commits an epoch relative to the pipeline's other sinks.
-    fn turn(&self) -> CommitTurn;
 
     /// The last epoch this sink holds, read from the sink itself (`None` if
     /// it never committed one).

@@ -5,7 +5,7 @@
 //! says exactly which epochs it holds.
 
 use super::{DeltaError, commit_info, merge_update, table};
-use crate::connector::{CommitTurn, Sink};
+use crate::connector::Sink;
 use crate::pipeline::spec::{MergeSpec, SinkMode};
 use crate::pipeline::{PortRef, Upsert};
 use crate::run::RunError;
@@ -236,13 +236,6 @@ impl Sink for DeltaSink {
 
     fn from(&self) -> Option<&PortRef> {
         self.from.as_ref()
-    }
-
-    fn turn(&self) -> CommitTurn {
-        match self.from {
-            Some(_) => CommitTurn::Tables,
-            None => CommitTurn::DeadLetters,
-        }
     }
 
     async fn last_epoch(&mut self) -> Result<Option<u64>, RunError> {

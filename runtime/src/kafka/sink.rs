@@ -17,7 +17,7 @@
 //! remembering the highest (epoch, seq) it has processed.
 
 use super::KafkaError;
-use crate::connector::{CommitTurn, Sink};
+use crate::connector::Sink;
 use crate::pipeline::{KafkaSink, PortRef};
 use crate::run::RunError;
 use crate::run::epoch::EpochPlan;
@@ -252,10 +252,6 @@ impl Sink for KafkaTopicSink {
 
     fn from(&self) -> Option<&PortRef> {
         Some(&self.spec.from)
-    }
-
-    fn turn(&self) -> CommitTurn {
-        CommitTurn::Published
     }
 
     async fn last_epoch(&mut self) -> Result<Option<u64>, RunError> {

@@ -18,7 +18,7 @@ use super::pins;
 use super::quarantine;
 use super::recovery::{self, Facts};
 use super::stages::{EpochOutput, Outcome, StageCounts, StageSet};
-use crate::connector::{self, CommitTurn, Fetched, Progress, Reach, Sink, Writers};
+use crate::connector::{self, Fetched, Progress, Reach, Sink, Writers};
 use crate::control::{Control, PipelineHandle, State};
 use crate::delta::dead_letters;
 use crate::pipeline::{PreparedFile, PreparedPipeline};
@@ -599,22 +599,6 @@ struct EpochSummary {
     bisections: Vec<String>,
 }
 
-/// Commits `batches` as `epoch` to one sink, with Weir's `record`, and
-/// notes the sink as holding it.
-async fn commit_sink(
-    handle: &mut SinkHandle,
-    epoch: u64,
-    (batches, record): (Vec<arrow::array::RecordBatch>, serde_json::Value),
-    pipeline: &str,
-    started: Instant,
-) -> Result<(), RunError> {
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    handle.sink.commit(epoch, batches, record).await?;
-    tracing::debug!(pipeline, epoch, sink = %handle.sink.name(), rows, ms = started.elapsed().as_millis() as u64, "sink committed");
-    handle.committed = epoch;
-    Ok(())
-}
-
 /// Runs the stages on one epoch and commits it to every sink that lacks it.
 /// A version on probation that fails hands the epoch back to the previous
 /// version, and too many poison rows under `on_exceed = "quarantine"` turn
@@ -706,14 +690,6 @@ async fn run_epoch(
         "dead_letters": dead_count,
         "quarantined": quarantined,
     });
-    // The sinks lacking the epoch commit it turn by turn (tables, then
-    // published topics, then dead letters: `CommitTurn`), the sinks of a
-    // turn at the same time (gold's three merges overlap instead of
-    // queueing). Futures are lazy: a later turn's commits start only when
-    // polled, after the earlier turns. A turn's commits are all waited for, so
-    // `committed` is exact for each sink, and a failed turn ends the epoch
-    // before the next one starts.
-    let mut turns: Vec<(CommitTurn, Vec<_>)> = Vec::new();
     for handle in sinks.iter_mut().filter(|s| s.committed < plan.epoch) {
         let from = handle.sink.from().cloned();
         let batches = match &from {
@@ -730,35 +706,13 @@ async fn run_epoch(
             "sink": handle.sink.name(),
             "from": from.as_ref().map(|port| pipeline.port_name(port)),
             "rows": rows,
-            "plan": &*plan,
+            "plan": plan,
             "plugins": plugins,
             "counts": counts,
         });
-        let turn = handle.sink.turn();
-        let commit = commit_sink(
-            handle,
-            plan.epoch,
-            (batches, record),
-            &pipeline.name,
-            started,
-        );
-        match turns.iter_mut().find(|(t, _)| *t == turn) {
-            Some((_, commits)) => commits.push(commit),
-            None => turns.push((turn, vec![commit])),
-        }
-    }
-    turns.sort_by_key(|(turn, _)| *turn);
-    for (_, commits) in turns {
-        let mut failures = futures::future::join_all(commits)
-            .await
-            .into_iter()
-            .filter_map(Result::err);
-        if let Some(first) = failures.next() {
-            for other in failures {
-                tracing::error!(pipeline = %pipeline.name, epoch = plan.epoch, "another sink failed too: {other}");
-            }
-            return Err(first);
-        }
+        handle.sink.commit(plan.epoch, batches, record).await?;
+        tracing::debug!(pipeline = %pipeline.name, epoch = plan.epoch, sink = %handle.sink.name(), rows, ms = started.elapsed().as_millis() as u64, "sink committed");
+        handle.committed = plan.epoch;
     }
     let summary = EpochSummary {
         stages: (stages_started, stages_finished),

@@ -230,9 +230,8 @@ async fn calls_on_parts_of_an_epoch_give_what_one_call_gives() {
     assert_eq!(runs[0], runs[1]);
 }
 
-/// An epoch's sinks commit at the same time: two sinks appending to one
-/// table (each an epoch's counts) both land every epoch, Delta's conflict
-/// check letting the second append through after the first.
+/// Two sinks appending to one table (each an epoch's counts) both land
+/// every epoch, each with its own `txn` application id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sinks_appending_to_one_table_both_land_every_epoch() {
     let events = one_line_events(2_000, 13);
@@ -303,8 +302,9 @@ aggregates = [{{ name = "orders", function = "count" }}]
 /// A table sink failing on an epoch for good (a merge whose sum overflows)
 /// stops the pipeline before the dead-letter table commits it: the epoch is
 /// held by no sink, so `weir quarantine` can move past it. (Dead letters
-/// commit after the tables; committing them beside the tables would leave
-/// such an epoch held by the dead-letter table and unquarantinable.)
+/// commit after the tables; committing them beside the tables, tried for
+/// speed, would leave such an epoch held by the dead-letter table and
+/// unquarantinable.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_issue_10_a_failed_table_commit_leaves_the_epoch_quarantinable() {
     let data = tempfile::tempdir().unwrap();
