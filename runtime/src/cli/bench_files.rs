@@ -188,22 +188,20 @@ pub fn run(bench: FilesBench<'_>) -> anyhow::Result<()> {
     // are measured over the same stretch of time.
     let mut runs = WeirRuns::default();
     runs.run(&bench, &weir_data, &variables)?;
-    let runtime = super::tokio_runtime()?;
-    let Some(spark) = &bench.spark else {
-        while runs.seconds.len() < bench.runs {
-            runs.run(&bench, &weir_data, &variables)?;
-        }
-        runs.print(bench.count);
-        runtime.block_on(weir_gold(&file))?;
-        println!("spark:        not run (--no-spark)");
-        return Ok(());
-    };
-    let result = run_spark(spark, &landing, &bench.data.join("spark"), bench.pipeline)?;
+    let spark = bench
+        .spark
+        .as_ref()
+        .map(|spark| run_spark(spark, &landing, &bench.data.join("spark"), bench.pipeline))
+        .transpose()?;
     while runs.seconds.len() < bench.runs {
         runs.run(&bench, &weir_data, &variables)?;
     }
     let weir_rate = runs.print(bench.count);
-    let weir_gold = runtime.block_on(weir_gold(&file))?;
+    let weir_gold = super::tokio_runtime()?.block_on(weir_gold(&file))?;
+    let Some(result) = spark else {
+        println!("spark:        not run (--no-spark)");
+        return Ok(());
+    };
     let transform = result["transform_seconds"]
         .as_f64()
         .context("the Spark script printed no transform_seconds")?;

@@ -882,7 +882,8 @@ fn process_in_parts(
 /// treats a number outside its input); a batch without a UInt64 `row`
 /// column is left as it is, for the same checks a single call gets.
 fn shift_rows(rejected: RecordBatch, offset: usize, length: usize) -> RecordBatch {
-    let Some((index, _)) = rejected.schema().column_with_name("row") else {
+    let schema = rejected.schema();
+    let Some((index, _)) = schema.column_with_name("row") else {
         return rejected;
     };
     let Some(rows) = rejected.column(index).as_primitive_opt::<UInt64Type>() else {
@@ -898,8 +899,7 @@ fn shift_rows(rejected: RecordBatch, offset: usize, length: usize) -> RecordBatc
     let mut columns = rejected.columns().to_vec();
     columns[index] = std::sync::Arc::new(shifted);
     // Every part's `row` column nullable alike, so the parts join.
-    let fields: Vec<arrow::datatypes::FieldRef> = rejected
-        .schema()
+    let fields: Vec<arrow::datatypes::FieldRef> = schema
         .fields()
         .iter()
         .enumerate()
@@ -910,7 +910,7 @@ fn shift_rows(rejected: RecordBatch, offset: usize, length: usize) -> RecordBatc
         .collect();
     let schema = std::sync::Arc::new(arrow::datatypes::Schema::new_with_metadata(
         fields,
-        rejected.schema().metadata().clone(),
+        schema.metadata().clone(),
     ));
     RecordBatch::try_new(schema, columns).unwrap_or(rejected)
 }
