@@ -46,28 +46,31 @@ pub fn change_schema(table: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// One line of a commit file; only what the change feed needs.
+/// One line of a commit file; only what the change feed and the Delta
+/// source need.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Line {
-    add: Option<FileAction>,
-    remove: Option<FileAction>,
-    cdc: Option<FileAction>,
-    meta_data: Option<MetaData>,
+pub(super) struct Line {
+    pub(super) add: Option<FileAction>,
+    pub(super) remove: Option<FileAction>,
+    pub(super) cdc: Option<FileAction>,
+    pub(super) meta_data: Option<MetaData>,
+    /// Any `protocol` action (its content is not read).
+    pub(super) protocol: Option<serde_json::Value>,
 }
 
 /// An `add`, `remove` or `cdc` action.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct FileAction {
-    path: String,
+pub(super) struct FileAction {
+    pub(super) path: String,
     #[serde(default)]
-    partition_values: HashMap<String, Option<String>>,
+    pub(super) partition_values: HashMap<String, Option<String>>,
     /// `cdc` actions have none; `false` marks a rewrite with no row changes.
     #[serde(default = "yes")]
-    data_change: bool,
+    pub(super) data_change: bool,
     #[serde(default)]
-    deletion_vector: Option<serde_json::Value>,
+    pub(super) deletion_vector: Option<serde_json::Value>,
 }
 
 fn yes() -> bool {
@@ -76,7 +79,7 @@ fn yes() -> bool {
 
 /// A `metaData` action: the table's configuration from this version on.
 #[derive(Debug, Deserialize)]
-struct MetaData {
+pub(super) struct MetaData {
     #[serde(default)]
     configuration: HashMap<String, Option<String>>,
 }
@@ -147,32 +150,10 @@ pub async fn read_version(
     version: u64,
     schema: &SchemaRef,
 ) -> Result<Option<Vec<RecordBatch>>, DeltaError> {
-    let failed = |operation: &'static str| {
-        move |source: deltalake::DeltaTableError| DeltaError::Delta {
-            table: path.to_path_buf(),
-            operation,
-            source: Box::new(source),
-        }
-    };
-    let store = table.log_store();
-    let Some(bytes) = store
-        .read_commit_entry(version)
-        .await
-        .map_err(failed("read commit"))?
-    else {
+    let Some(lines) = read_commit(path, table, version).await? else {
         return Ok(None);
     };
     let micros = commit_micros(path, version)?;
-    let malformed = |reason: String| DeltaError::CommitInfo {
-        table: path.to_path_buf(),
-        version,
-        reason,
-    };
-    let lines: Vec<Line> = bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .map(|l| serde_json::from_slice(l).map_err(|e| malformed(e.to_string())))
-        .collect::<Result<_, _>>()?;
     for meta in lines.iter().filter_map(|l| l.meta_data.as_ref()) {
         check_configuration(path, version, &meta.configuration)?;
     }
@@ -203,12 +184,7 @@ pub async fn read_version(
                 ),
             });
         }
-        let file = root
-            .join(&action.path)
-            .ok()
-            .and_then(|url| url.to_file_path().ok())
-            .ok_or_else(|| malformed(format!("`{}` is not a local file path", action.path)))?;
-        for batch in read_file(path, version, &file)? {
+        for batch in read_file(path, version, &file_path(path, &root, version, action)?)? {
             batches.push(with_change_columns(
                 path,
                 version,
@@ -221,6 +197,56 @@ pub async fn read_version(
         }
     }
     Ok(Some(batches))
+}
+
+/// The actions of commit `version`, in file order; `None` when the version
+/// is not in the log (not written yet, or removed by log cleanup).
+pub(super) async fn read_commit(
+    path: &Path,
+    table: &DeltaTable,
+    version: u64,
+) -> Result<Option<Vec<Line>>, DeltaError> {
+    let Some(bytes) = table
+        .log_store()
+        .read_commit_entry(version)
+        .await
+        .map_err(|source| DeltaError::Delta {
+            table: path.to_path_buf(),
+            operation: "read commit",
+            source: Box::new(source),
+        })?
+    else {
+        return Ok(None);
+    };
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .map(|l| {
+            serde_json::from_slice(l).map_err(|e| DeltaError::CommitInfo {
+                table: path.to_path_buf(),
+                version,
+                reason: e.to_string(),
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+/// The local path of an action's file (`root`: the table's URL).
+pub(super) fn file_path(
+    path: &Path,
+    root: &url::Url,
+    version: u64,
+    action: &FileAction,
+) -> Result<std::path::PathBuf, DeltaError> {
+    root.join(&action.path)
+        .ok()
+        .and_then(|url| url.to_file_path().ok())
+        .ok_or_else(|| DeltaError::CommitInfo {
+            table: path.to_path_buf(),
+            version,
+            reason: format!("`{}` is not a local file path", action.path),
+        })
 }
 
 /// When `version` was committed: its commit file's modification time, µs
@@ -308,7 +334,11 @@ pub async fn read_snapshot(
 }
 
 /// The record batches of one data or change file.
-fn read_file(path: &Path, version: u64, file: &Path) -> Result<Vec<RecordBatch>, DeltaError> {
+pub(super) fn read_file(
+    path: &Path,
+    version: u64,
+    file: &Path,
+) -> Result<Vec<RecordBatch>, DeltaError> {
     let gone = |reason: String| DeltaError::Location {
         table: path.to_path_buf(),
         reason: format!("version {version}: file {}: {reason}", file.display()),
@@ -326,10 +356,9 @@ fn read_file(path: &Path, version: u64, file: &Path) -> Result<Vec<RecordBatch>,
         .map_err(|e| gone(e.to_string()))
 }
 
-/// `batch` (a file's rows) as change rows: the table's columns by name
-/// (partition columns from `partition_values`, missing nullable columns
-/// null), then the change type (`change_type`, or the file's own
-/// `_change_type` column), version and timestamp.
+/// `batch` (a file's rows) as change rows: the table's columns (see
+/// [`table_columns`]), then the change type (`change_type`, or the file's
+/// own `_change_type` column), version and timestamp.
 fn with_change_columns(
     path: &Path,
     version: u64,
@@ -344,35 +373,7 @@ fn with_change_columns(
         table: path.to_path_buf(),
         reason: format!("version {version}: {reason}"),
     };
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len() + 3);
-    for field in schema.fields() {
-        let column = match (
-            batch.column_by_name(field.name()),
-            partition_values.get(field.name()),
-        ) {
-            (Some(column), _) => column.clone(),
-            (None, Some(value)) => {
-                let text: ArrayRef = Arc::new(StringArray::from(vec![value.clone(); rows]));
-                text
-            }
-            (None, None) if field.is_nullable() => {
-                arrow::array::new_null_array(field.data_type(), rows)
-            }
-            (None, None) => {
-                return Err(fail(format!(
-                    "a file lacks the non-nullable column `{}`",
-                    field.name()
-                )));
-            }
-        };
-        let options = arrow::compute::CastOptions {
-            safe: false,
-            ..Default::default()
-        };
-        let cast = arrow::compute::cast_with_options(&column, field.data_type(), &options)
-            .map_err(|e| fail(format!("column `{}`: {e}", field.name())))?;
-        columns.push(cast);
-    }
+    let mut columns = table_columns(path, version, schema, &batch, partition_values)?;
     let change: ArrayRef = match change_type {
         Some(kind) => Arc::new(StringArray::from(vec![kind; rows])),
         None => {
@@ -389,6 +390,59 @@ fn with_change_columns(
         TimestampMicrosecondArray::from(vec![micros; rows]).with_timezone("UTC"),
     ));
     RecordBatch::try_new(change_schema(schema), columns).map_err(|e| fail(e.to_string()))
+}
+
+/// `batch` (a file's rows of `version`) as the columns of `schema`, by
+/// name: partition columns from `partition_values` (the Delta protocol
+/// keeps them out of data files), a nullable column the file lacks as nulls
+/// (added to the table after the file was written), each cast to the
+/// column's type without loss (a value that does not fit is an error).
+pub(super) fn table_columns(
+    path: &Path,
+    version: u64,
+    schema: &SchemaRef,
+    batch: &RecordBatch,
+    partition_values: &HashMap<String, Option<String>>,
+) -> Result<Vec<ArrayRef>, DeltaError> {
+    let rows = batch.num_rows();
+    let fail = |reason: String| DeltaError::Schema {
+        table: path.to_path_buf(),
+        reason: format!("version {version}: {reason}"),
+    };
+    let options = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = match (
+                batch.column_by_name(field.name()),
+                partition_values.get(field.name()),
+            ) {
+                (Some(column), _) => column.clone(),
+                (None, Some(value)) => {
+                    let text: ArrayRef = Arc::new(StringArray::from(vec![value.clone(); rows]));
+                    text
+                }
+                (None, None) if field.is_nullable() => {
+                    arrow::array::new_null_array(field.data_type(), rows)
+                }
+                (None, None) => {
+                    return Err(fail(format!(
+                        "a file lacks the non-nullable column `{}`",
+                        field.name()
+                    )));
+                }
+            };
+            if column.data_type() == field.data_type() {
+                return Ok(column);
+            }
+            arrow::compute::cast_with_options(&column, field.data_type(), &options)
+                .map_err(|e| fail(format!("column `{}`: {e}", field.name())))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -77,10 +77,8 @@ impl DeltaEpochSource {
             Reach::AvailableNow(writers) => writers.all_finished(),
             Reach::Unbounded => false,
         };
-        let mut opened = table::open_existing(path).await.map_err(&fail)?;
-        let latest = super::source::latest_version(path, &mut opened)
-            .await
-            .map_err(&fail)?;
+        let opened = table::open_existing(path).await.map_err(&fail)?;
+        let latest = opened.version().unwrap_or(0);
         let next_version = match (resume, start) {
             (Some(SourceRange::Delta { last, .. }), _) => last + 1,
             (_, DeltaStart::Earliest) => 0,
@@ -132,21 +130,17 @@ impl Source for DeltaEpochSource {
             if stop.load(Ordering::SeqCst) {
                 return Ok(None);
             }
-            let latest = super::source::latest_version(&self.path, &mut self.table)
-                .await
-                .map_err(failed(&self.pipeline))?;
-            let limit = match self.bound {
-                Bound::Until(until) => until.min(latest),
-                _ => latest,
-            };
-            while self.read_to <= limit && !self.pending.full(policy) {
-                self.pending
-                    .read(&self.path, &self.table, self.read_to)
-                    .await
-                    .map_err(failed(&self.pipeline))?;
+            // Versions are read until one is not there yet (or the bound).
+            let mut caught_up = false;
+            while !self.pending.full(policy) {
+                if matches!(self.bound, Bound::Until(until) if self.read_to > until)
+                    || !self.read_pending().await?
+                {
+                    caught_up = true;
+                    break;
+                }
                 self.read_to += 1;
             }
-            let caught_up = self.read_to > limit;
             let ends = self.pending.full(policy)
                 || (caught_up && !matches!(self.bound, Bound::AfterWriters(_)));
             if ends && self.pending.rows > 0 {
@@ -176,10 +170,7 @@ impl Source for DeltaEpochSource {
                 // Finished before the next look at the latest version, so
                 // that look sees their last commits.
                 Bound::AfterWriters(writers) if writers.all_finished() => {
-                    let latest = super::source::latest_version(&self.path, &mut self.table)
-                        .await
-                        .map_err(failed(&self.pipeline))?;
-                    self.bound = Bound::Until(latest);
+                    self.bound = Bound::Until(self.latest().await?);
                 }
                 Bound::AfterWriters(writers) => {
                     writers.wait_for_change(self.poll_interval).await;
@@ -197,10 +188,13 @@ impl Source for DeltaEpochSource {
         };
         let mut pending = Pending::default();
         for version in *first..=*last {
-            pending
-                .read(&self.path, &self.table, version)
+            let read = pending
+                .read(&self.path, &mut self.table, version)
                 .await
                 .map_err(failed(&self.pipeline))?;
+            if !read {
+                return Err(failed(&self.pipeline)(gone(&self.path, version)));
+            }
         }
         let (batch, version_starts) = pending
             .finish(&self.path, &self.table)
@@ -225,10 +219,60 @@ impl Source for DeltaEpochSource {
     }
 
     async fn lag(&mut self) -> Option<i64> {
-        let latest = super::source::latest_version(&self.path, &mut self.table)
-            .await
-            .ok()?;
+        let latest = self.latest().await.ok()?;
         i64::try_from((latest + 1).saturating_sub(self.next_version)).ok()
+    }
+}
+
+impl DeltaEpochSource {
+    /// Reads version `read_to` into the pending epoch; `false` when it is not
+    /// in the log yet. A version missing while later ones exist was removed
+    /// by log cleanup: an error, as its rows can no longer be read.
+    async fn read_pending(&mut self) -> Result<bool, RunError> {
+        let version = self.read_to;
+        if self.read_version(version).await? {
+            return Ok(true);
+        }
+        if self.latest().await? < version {
+            return Ok(false);
+        }
+        // Listed: committed since the first look, or gone.
+        match self.read_version(version).await? {
+            true => Ok(true),
+            false => Err(failed(&self.pipeline)(gone(&self.path, version))),
+        }
+    }
+
+    async fn read_version(&mut self, version: u64) -> Result<bool, RunError> {
+        self.pending
+            .read(&self.path, &mut self.table, version)
+            .await
+            .map_err(failed(&self.pipeline))
+    }
+
+    /// The table's latest version, from a listing of its log (nothing is
+    /// replayed into the open table); a refresh of the table when the
+    /// listing cannot start from the last version read.
+    async fn latest(&mut self) -> Result<u64, RunError> {
+        let fail = failed(&self.pipeline);
+        let from = self.read_to.saturating_sub(1);
+        match super::source::latest_listed(&self.path, &self.table, from).await {
+            Ok(latest) => Ok(latest),
+            Err(_) => super::source::latest_version(&self.path, &mut self.table)
+                .await
+                .map_err(fail),
+        }
+    }
+}
+
+/// The error for a version an epoch needs that is no longer in the log.
+fn gone(path: &Path, version: u64) -> DeltaError {
+    DeltaError::Location {
+        table: path.to_path_buf(),
+        reason: format!(
+            "version {version} is no longer in the log (removed by log cleanup): \
+             its rows can no longer be read"
+        ),
     }
 }
 
@@ -274,21 +318,23 @@ struct Pending {
 }
 
 impl Pending {
-    /// Appends the rows `version` added.
+    /// Appends the rows `version` added; `false` when it is not in the log.
     async fn read(
         &mut self,
         path: &Path,
-        table: &DeltaTable,
+        table: &mut DeltaTable,
         version: u64,
-    ) -> Result<(), DeltaError> {
-        let read = super::source::read_added_rows(path, table.clone(), version).await?;
+    ) -> Result<bool, DeltaError> {
+        let Some(read) = super::source::read_added_rows(path, table, version).await? else {
+            return Ok(false);
+        };
         self.starts.push((self.rows, version));
         for batch in read {
             self.rows += batch.num_rows();
             self.bytes += batch.get_array_memory_size();
             self.batches.push(batch);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Whether the rows read reach the policy's record or byte limit.
@@ -297,19 +343,27 @@ impl Pending {
     }
 
     /// The rows as one batch in the table's schema, and where each version's
-    /// rows start.
+    /// rows start. Rows read before a schema change in the epoch (columns
+    /// added) get the new columns as nulls.
     fn finish(
         self,
         path: &Path,
         table: &DeltaTable,
     ) -> Result<(RecordBatch, Vec<(usize, u64)>), DeltaError> {
         let schema = table::arrow_schema(path, table)?;
-        let batch = arrow::compute::concat_batches(&schema, &self.batches).map_err(|e| {
-            DeltaError::Schema {
+        let batches = self
+            .batches
+            .iter()
+            .map(|b| match b.schema() == schema {
+                true => Ok(b.clone()),
+                false => super::sink::conform(path, b, &schema),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch =
+            arrow::compute::concat_batches(&schema, &batches).map_err(|e| DeltaError::Schema {
                 table: path.to_path_buf(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         Ok((batch, self.starts))
     }
 }

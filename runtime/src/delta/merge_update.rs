@@ -28,7 +28,7 @@ use deltalake::datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
 };
-use deltalake::datafusion::prelude::{SessionContext, col};
+use deltalake::datafusion::prelude::col;
 
 /// Target alias of merge expressions (`t.column`).
 pub const TARGET: &str = "t";
@@ -86,10 +86,8 @@ fn both(schema: &Schema) -> Result<DFSchema, String> {
 }
 
 fn parse(sql: &str, both: &DFSchema) -> Result<Expr, String> {
-    // As deltalake's own session: unquoted identifiers keep their case.
-    let mut config = deltalake::datafusion::prelude::SessionConfig::new();
-    config.options_mut().sql_parser.enable_ident_normalization = false;
-    SessionContext::new_with_config(config)
+    // deltalake's session: unquoted identifiers keep their case.
+    super::session::context()
         .parse_sql_expr(sql, both)
         .map_err(|e| e.to_string())
 }
@@ -220,7 +218,7 @@ pub const OVERFLOW: &str = "numeric overflow";
 /// `k` as `t` and `s` (the merge itself runs them inside deltalake).
 #[cfg(test)]
 async fn evaluate(batch: RecordBatch, exprs: Vec<Expr>) -> DfResult<Vec<RecordBatch>> {
-    let context = SessionContext::new();
+    let context = deltalake::datafusion::prelude::SessionContext::new();
     let target = context.read_batch(batch.clone())?.alias(TARGET)?;
     let source = context.read_batch(batch)?.alias(SOURCE)?;
     target

@@ -14,6 +14,8 @@ pub mod lookup;
 pub mod merge_update;
 pub mod provision;
 pub mod query;
+pub mod session;
+pub mod shared;
 pub mod sink;
 pub mod source;
 pub mod table;

@@ -4,6 +4,7 @@
 //! with no rows still commits (an empty write), so every sink's `txn` version
 //! says exactly which epochs it holds.
 
+use super::shared::{self, SharedTable};
 use super::{DeltaError, commit_info, merge_update, table};
 use crate::connector::Sink;
 use crate::pipeline::spec::{MergeSpec, SinkMode};
@@ -13,13 +14,14 @@ use crate::run::epoch::EpochPlan;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
 use deltalake::DeltaTable;
-use deltalake::datafusion::prelude::{DataFrame, SessionContext};
+use deltalake::datafusion::prelude::DataFrame;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use tokio::sync::MutexGuard;
 
 /// Where and how one sink writes.
 #[derive(Debug, Clone)]
@@ -85,6 +87,7 @@ impl SinkTarget {
     ) -> Result<DeltaTable, DeltaError> {
         table
             .write(batches)
+            .with_session_state(super::session::state())
             .with_save_mode(SaveMode::Append)
             .with_writer_properties(table::writer_properties())
             .with_commit_properties(properties)
@@ -145,6 +148,7 @@ impl SinkTarget {
             .transpose()?;
         let (table, _metrics) = table
             .merge(source, predicate)
+            .with_session_state(super::session::state())
             .with_source_alias("s")
             .with_target_alias("t")
             .with_writer_properties(table::writer_properties())
@@ -190,8 +194,8 @@ pub struct DeltaSink {
     name: String,
     from: Option<PortRef>,
     target: SinkTarget,
-    /// `None` only while a write is in flight.
-    table: Option<DeltaTable>,
+    /// The table, shared with every other sink of the process writing it.
+    table: SharedTable,
 }
 
 impl DeltaSink {
@@ -204,20 +208,28 @@ impl DeltaSink {
         from: Option<PortRef>,
         target: SinkTarget,
     ) -> Result<Self, DeltaError> {
-        let opened = table::open_existing(&target.path).await?;
+        let table = shared::open(&target.path).await?;
         Ok(DeltaSink {
             pipeline: pipeline.to_string(),
             name: name.to_string(),
             from,
             target,
-            table: Some(opened),
+            table,
         })
     }
 
-    fn table(&self) -> &DeltaTable {
-        self.table
-            .as_ref()
-            .expect("a sink's table is put back after every write")
+    /// The shared table, held until the guard drops; reopened when a failed
+    /// write left none.
+    async fn table(&self) -> Result<MutexGuard<'_, Option<DeltaTable>>, RunError> {
+        let mut slot = self.table.lock().await;
+        if slot.is_none() {
+            *slot = Some(
+                table::open_existing(&self.target.path)
+                    .await
+                    .map_err(self.failed())?,
+            );
+        }
+        Ok(slot)
     }
 
     fn failed(&self) -> impl Fn(DeltaError) -> RunError + '_ {
@@ -239,16 +251,19 @@ impl Sink for DeltaSink {
     }
 
     async fn last_epoch(&mut self) -> Result<Option<u64>, RunError> {
-        commit_info::committed_epoch(&self.target.path, self.table(), &self.target.app_id)
+        let slot = self.table().await?;
+        let table = slot.as_ref().expect("opened by `table`");
+        commit_info::committed_epoch(&self.target.path, table, &self.target.app_id)
             .await
             .map_err(self.failed())
     }
 
     async fn recorded_plan(&mut self, epoch: u64) -> Result<Option<EpochPlan>, RunError> {
-        let record =
-            commit_info::find_epoch(&self.target.path, self.table(), &self.target.app_id, epoch)
-                .await
-                .map_err(self.failed())?;
+        let slot = self.table().await?;
+        let table = slot.as_ref().expect("opened by `table`");
+        let record = commit_info::find_epoch(&self.target.path, table, &self.target.app_id, epoch)
+            .await
+            .map_err(self.failed())?;
         Ok(record.and_then(|r| serde_json::from_value::<EpochPlan>(r.get("plan")?.clone()).ok()))
     }
 
@@ -258,25 +273,12 @@ impl Sink for DeltaSink {
         batches: Vec<RecordBatch>,
         record: Value,
     ) -> Result<(), RunError> {
-        let table = self
-            .table
-            .take()
-            .expect("a sink's table is put back after every write");
+        let mut slot = self.table().await?;
+        let table = slot.take().expect("opened by `table`");
+        // On failure the slot stays empty: the next user reopens the table.
         let written = self.target.write_epoch(table, batches, epoch, record).await;
-        match written {
-            Ok(table) => {
-                self.table = Some(table);
-                Ok(())
-            }
-            Err(source) => {
-                // Reopen so a caller that goes on (it does not today) sees the table.
-                self.table = table::open_existing(&self.target.path).await.ok();
-                Err(RunError::Delta {
-                    pipeline: self.pipeline.clone(),
-                    source,
-                })
-            }
-        }
+        *slot = Some(written.map_err(self.failed())?);
+        Ok(())
     }
 }
 
@@ -301,7 +303,7 @@ pub(super) fn merge_source(
     batches: Vec<RecordBatch>,
     operation: &'static str,
 ) -> Result<DataFrame, DeltaError> {
-    SessionContext::new()
+    super::session::context()
         .read_batches(batches)
         .map_err(|source| DeltaError::Query {
             table: path.to_path_buf(),
@@ -567,6 +569,7 @@ mod tests {
             checkpoints >= 2,
             "a checkpoint every 10 commits, found {checkpoints}"
         );
+        drop(sink);
         let mut reopened = DeltaSink::open("silver", "silver", None, target)
             .await
             .unwrap();

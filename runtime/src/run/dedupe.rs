@@ -14,11 +14,17 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use arrow::ipc::writer::StreamWriter;
 use arrow::row::{RowConverter, SortField};
 use foldhash::quality::RandomState;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Keys per record batch of a state snapshot.
 const SNAPSHOT_CHUNK: usize = 65536;
+
+/// A remembered key (Arrow row format). Keys of up to 24 bytes — a string
+/// key of up to 16 bytes, an integer, a short compound key — are kept inline
+/// in the map's entry: no allocation per key to make, free or chase.
+type Key = SmallVec<[u8; 24]>;
 
 /// What one batch did to the state.
 #[derive(Debug)]
@@ -39,7 +45,7 @@ pub struct DedupeState {
     /// foldhash, seeded per process: several times faster than the standard
     /// SipHash on short keys, and the random seed keeps keys chosen to
     /// collide (the keys are user data) from degrading the map.
-    seen: HashMap<Box<[u8]>, i64, RandomState>,
+    seen: HashMap<Key, i64, RandomState>,
     /// Newest event time in µs over committed epochs.
     max_event: Option<i64>,
 }
@@ -157,7 +163,7 @@ impl DedupeState {
             let fresh = match self.seen.get_mut(row.as_ref()) {
                 Some(_) => false,
                 None => {
-                    self.seen.insert(row.as_ref().into(), time);
+                    self.seen.insert(Key::from_slice(row.as_ref()), time);
                     true
                 }
             };
@@ -244,7 +250,7 @@ impl DedupeState {
         self.seen = keys
             .iter()
             .zip(times.iter())
-            .filter_map(|(k, t)| Some((k?.into(), t?)))
+            .filter_map(|(k, t)| Some((Key::from_slice(k?), t?)))
             .collect();
         self.max_event = max_event;
         Ok(())

@@ -299,6 +299,86 @@ aggregates = [{{ name = "orders", function = "count" }}]
     assert_audit_clean(data.path(), &file);
 }
 
+/// Two merge sinks of one pipeline on one table: each merge reads the table
+/// the other just wrote. With a table handle per sink the second merge read
+/// a stale version and failed every epoch with a commit conflict; sinks of
+/// one table now share its handle (`delta::shared`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_issue_10_two_merge_sinks_on_one_table_commit_every_epoch() {
+    let events = one_line_events(2_000, 13);
+    let data = tempfile::tempdir().unwrap();
+    let landing = data.path().join("landing");
+    std::fs::create_dir_all(&landing).unwrap();
+    land(&landing, "a.jsonl", &events);
+    let file = pipeline_file(data.path(), &landing, false);
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "mode = \"append\"",
+        "mode = \"append\"\nfrom = \"parse.out\"",
+    );
+    let counts_sink = |name: &str| {
+        format!(
+            r#"
+[[pipeline.sink]]
+name = "{name}"
+from = "counts.out"
+table = "{data}/tables/counts"
+mode = "merge"
+[pipeline.sink.merge]
+on = ["status"]
+update = {{ orders = "t.orders + s.orders" }}
+"#,
+            data = data.path().display()
+        )
+    };
+    let text = format!(
+        r#"{text}
+[[pipeline.stage]]
+name = "counts"
+input = "parse.out"
+plugin = "{plugin}"
+[pipeline.stage.config]
+group_by = ["status"]
+aggregates = [{{ name = "orders", function = "count" }}]
+{a}{b}"#,
+        plugin = weir_tests::wasm_path("aggregate").display(),
+        a = counts_sink("counts_a"),
+        b = counts_sink("counts_b"),
+    );
+    std::fs::write(&file, text).unwrap();
+    let pipeline = weir_runtime::pipeline::read(&file).unwrap_or_else(|e| panic!("{e}"));
+    let reports = weir_tests::run_once(pipeline).await.expect("run");
+    assert_eq!(reports[0].epochs, 3, "700 + 700 + 600 records");
+    let total = |batches: &[arrow::array::RecordBatch]| {
+        batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0)
+    };
+    let counts = data.path().join("tables/counts");
+    let merged = query(&counts, "SELECT CAST(SUM(orders) AS BIGINT) FROM t")
+        .await
+        .unwrap();
+    let statuses = query(&counts, "SELECT COUNT(*) FROM t").await.unwrap();
+    let bronze = query(&data.path().join("tables/bronze"), "SELECT COUNT(*) FROM t")
+        .await
+        .unwrap();
+    let distinct = query(
+        &data.path().join("tables/bronze"),
+        "SELECT COUNT(DISTINCT status) FROM t",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        total(&merged),
+        2 * total(&bronze),
+        "both sinks merged every epoch's counts"
+    );
+    assert_eq!(total(&statuses), total(&distinct), "one row per status");
+    assert_audit_clean(data.path(), &file);
+}
+
 /// A table sink failing on an epoch for good (a merge whose sum overflows)
 /// stops the pipeline before the dead-letter table commits it: the epoch is
 /// held by no sink, so `weir quarantine` can move past it. (Dead letters
