@@ -267,12 +267,9 @@ impl DeltaEpochSource {
 
 /// The error for a version an epoch needs that is no longer in the log.
 fn gone(path: &Path, version: u64) -> DeltaError {
-    DeltaError::Location {
+    DeltaError::VersionGone {
         table: path.to_path_buf(),
-        reason: format!(
-            "version {version} is no longer in the log (removed by log cleanup): \
-             its rows can no longer be read"
-        ),
+        version,
     }
 }
 

@@ -70,6 +70,16 @@ pub enum DeltaError {
         /// The table directory.
         table: PathBuf,
     },
+    /// A version that must be read was removed from the log.
+    #[error(
+        "{table}: version {version} is no longer in the log (removed by log cleanup): its rows can no longer be read"
+    )]
+    VersionGone {
+        /// The table directory.
+        table: PathBuf,
+        /// The version.
+        version: u64,
+    },
     /// A commit's Weir metadata cannot be read.
     #[error("{table}: version {version}: unreadable Weir commit metadata: {reason}")]
     CommitInfo {

@@ -30,12 +30,33 @@ static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Slot>>>> = LazyLock::new(Mutex
 
 /// The handle of the existing table at `path`, opened by the first caller
 /// and shared with every later one while any of them holds it.
+/// A handle already open is brought up to the table's latest version first
+/// (incrementally): the table may have changed since its last commit through
+/// it (columns added when a deployment's sinks were prepared, a writer in
+/// another process).
 pub async fn open(path: &Path) -> Result<SharedTable, DeltaError> {
-    let key = std::fs::canonicalize(path).map_err(|e| DeltaError::Location {
-        table: path.to_path_buf(),
-        reason: e.to_string(),
+    let key = std::fs::canonicalize(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DeltaError::Missing {
+            table: path.to_path_buf(),
+        },
+        _ => DeltaError::Location {
+            table: path.to_path_buf(),
+            reason: e.to_string(),
+        },
     })?;
     if let Some(open) = lookup(&key) {
+        let mut slot = open.lock().await;
+        if let Some(table) = slot.as_mut() {
+            table
+                .update_state()
+                .await
+                .map_err(|source| DeltaError::Delta {
+                    table: path.to_path_buf(),
+                    operation: "refresh",
+                    source: Box::new(source),
+                })?;
+        }
+        drop(slot);
         return Ok(open);
     }
     let opened = table::open_existing(path).await?;
@@ -74,13 +95,30 @@ mod tests {
             .await
             .unwrap();
         let first = open(&path).await.unwrap();
+        // The table changes behind the open handle (a column added, as when
+        // a deployment's sinks are prepared): a sink opening it later sees it.
+        let wider = Schema::new(vec![
+            Field::new("x", DataType::Int64, true),
+            Field::new("y", DataType::Utf8, true),
+        ]);
+        let other = table::open_existing(&path).await.unwrap();
+        table::add_missing_nullable_columns(&path, other, &wider)
+            .await
+            .unwrap();
         // Another spelling of the same directory.
         let second = open(&dir.path().join(".").join("t")).await.unwrap();
         assert!(Arc::ptr_eq(&first, &second));
+        let columns = table::arrow_schema(&path, first.lock().await.as_ref().unwrap())
+            .unwrap()
+            .fields()
+            .len();
+        assert_eq!(columns, 2, "the shared handle was refreshed");
         let weak = Arc::downgrade(&first);
         drop((first, second));
         assert!(weak.upgrade().is_none(), "no sink holds it: closed");
         let third = open(&path).await.unwrap();
         assert!(third.lock().await.is_some());
+        let missing = open(&dir.path().join("nothing")).await.unwrap_err();
+        assert!(matches!(missing, DeltaError::Missing { .. }), "{missing}");
     }
 }

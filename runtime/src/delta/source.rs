@@ -8,8 +8,13 @@
 //! the Change Data Feed defines as its inserts. No table state is replayed
 //! for it, so reading a version costs its files, not the table's history.
 //! Any other version (updates, deletes, a schema or protocol change, column
-//! mapping, deletion vectors) is read through delta-rs's Change Data Feed
-//! provider, which owns those rules: its inserts and update post-images.
+//! mapping, deletion vectors), and an append whose files do not cast to the
+//! table's columns by name (a struct that gained a field since), is read
+//! through delta-rs's Change Data Feed provider, which owns those rules: its
+//! inserts and update post-images. For a partitioned table that provider
+//! orders files by partition through a hash map, so a version it reads may
+//! come in another order on a replay (the same rows); so may a plain append
+//! replayed after column mapping was turned on for the table.
 
 use super::{DeltaError, changes, table};
 use arrow::array::RecordBatch;
@@ -45,33 +50,73 @@ pub async fn read_added_rows(
                 .is_none_or(|a| a.deletion_vector.is_none())
     }) && !column_mapping(path, table)?;
     if !plain_append {
-        if table.version().is_none_or(|v| v < version) {
-            refresh(path, table).await?;
-        }
-        return read_through_change_feed(path, table.clone(), version)
-            .await
-            .map(Some);
+        return through_change_feed(path, table, version).await.map(Some);
     }
     let schema = table::arrow_schema(path, table)?;
     let root = table::table_url(path)?;
-    let mut batches = Vec::new();
-    for add in lines.iter().filter_map(|l| l.add.as_ref()) {
-        if !add.data_change {
-            continue;
-        }
-        let file = changes::file_path(path, &root, version, add)?;
-        for batch in changes::read_file(path, version, &file)? {
-            let columns =
-                changes::table_columns(path, version, &schema, &batch, &add.partition_values)?;
-            let batch =
-                RecordBatch::try_new(schema.clone(), columns).map_err(|e| DeltaError::Schema {
-                    table: path.to_path_buf(),
-                    reason: format!("version {version}: {e}"),
+    let files = lines
+        .iter()
+        .filter_map(|l| l.add.as_ref())
+        .filter(|add| add.data_change)
+        .map(|add| {
+            let file = changes::file_path(path, &root, version, add)?;
+            Ok((file, add.partition_values.clone()))
+        })
+        .collect::<Result<Vec<_>, DeltaError>>()?;
+    let table_dir = path.to_path_buf();
+    // Decoding Parquet is CPU work: off the async workers.
+    let read = tokio::task::spawn_blocking(move || {
+        let mut batches = Vec::new();
+        for (file, partition_values) in files {
+            for batch in changes::read_file(&table_dir, version, &file)? {
+                let columns = changes::table_columns(
+                    &table_dir,
+                    version,
+                    &schema,
+                    &batch,
+                    &partition_values,
+                )?;
+                let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| {
+                    DeltaError::Schema {
+                        table: table_dir.clone(),
+                        reason: format!("version {version}: {e}"),
+                    }
                 })?;
-            batches.push(batch);
+                batches.push(batch);
+            }
         }
+        Ok(batches)
+    })
+    .await
+    .map_err(|e| DeltaError::Location {
+        table: path.to_path_buf(),
+        reason: format!("version {version}: reading its files failed: {e}"),
+    })?;
+    match read {
+        Ok(batches) => Ok(Some(batches)),
+        // A file whose columns do not cast to the table's by name (a struct
+        // that gained a field after the file was written): deltalake's
+        // reader adapts such files.
+        Err(DeltaError::Schema { reason, .. }) => {
+            tracing::debug!(table = %path.display(), version, %reason,
+                "read through the Change Data Feed instead");
+            through_change_feed(path, table, version).await.map(Some)
+        }
+        Err(other) => Err(other),
     }
-    Ok(Some(batches))
+}
+
+/// Version `version` read through the Change Data Feed, `table` brought up
+/// to it first.
+async fn through_change_feed(
+    path: &Path,
+    table: &mut DeltaTable,
+    version: u64,
+) -> Result<Vec<RecordBatch>, DeltaError> {
+    if table.version().is_none_or(|v| v < version) {
+        refresh(path, table).await?;
+    }
+    read_through_change_feed(path, table.clone(), version).await
 }
 
 /// Whether the table (as `table` last read it) maps column names to
@@ -170,4 +215,98 @@ async fn refresh(path: &Path, table: &mut DeltaTable) -> Result<(), DeltaError> 
             operation: "refresh",
             source: Box::new(source),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, StructArray};
+    use arrow::datatypes::{DataType, Field, Fields, Schema};
+    use deltalake::operations::write::SchemaMode;
+    use deltalake::protocol::SaveMode;
+
+    fn batch(ids: &[i64], with_b: bool) -> RecordBatch {
+        let a: ArrayRef = Arc::new(StringArray::from(vec!["x"; ids.len()]));
+        let mut fields = vec![Field::new("a", DataType::Utf8, true)];
+        let mut children = vec![a];
+        if with_b {
+            fields.push(Field::new("b", DataType::Utf8, true));
+            children.push(Arc::new(StringArray::from(vec!["y"; ids.len()])));
+        }
+        let nested = StructArray::new(Fields::from(fields), children, None);
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("s", nested.data_type().clone(), true),
+            ])),
+            vec![Arc::new(Int64Array::from(ids.to_vec())), Arc::new(nested)],
+        )
+        .unwrap()
+    }
+
+    async fn append(table: DeltaTable, rows: RecordBatch) -> DeltaTable {
+        table
+            .write(vec![rows])
+            .with_save_mode(SaveMode::Append)
+            .with_schema_mode(SchemaMode::Merge)
+            .await
+            .unwrap()
+    }
+
+    /// An append read straight from its commit gives the rows of its files
+    /// in commit order; one whose file lacks a struct field the table gained
+    /// later is read through the Change Data Feed, the field null.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn appends_are_read_from_their_commit_and_an_older_struct_falls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        let schema = table::to_delta_schema(&batch(&[], false).schema()).unwrap();
+        let properties = [("delta.enableChangeDataFeed".to_string(), "true".to_string())]
+            .into_iter()
+            .collect();
+        let created = table::create(&path, &schema, &[], &properties, Vec::new())
+            .await
+            .unwrap();
+        let table = append(created, batch(&[1, 2], false)).await;
+        let table = append(table, batch(&[3], false)).await;
+        drop(append(table, batch(&[4], true)).await);
+
+        let mut reader = table::open_existing(&path).await.unwrap();
+        let ids = |batches: &[RecordBatch]| -> Vec<i64> {
+            batches
+                .iter()
+                .flat_map(|b| {
+                    let column = b
+                        .column_by_name("id")
+                        .unwrap()
+                        .as_primitive::<arrow::datatypes::Int64Type>();
+                    column.values().to_vec()
+                })
+                .collect()
+        };
+        // Version 1, before the struct gained `b`: the fallback.
+        let first = read_added_rows(&path, &mut reader, 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ids(&first), vec![1, 2]);
+        let s = first[0].column_by_name("s").unwrap().as_struct();
+        assert!(
+            s.column_by_name("b").unwrap().is_null(0),
+            "`b` read as null"
+        );
+        // Version 3 fits the table as it is: read from its commit.
+        let third = read_added_rows(&path, &mut reader, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ids(&third), vec![4]);
+        // Not written yet.
+        assert!(
+            read_added_rows(&path, &mut reader, 4)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
 }

@@ -334,6 +334,7 @@ async fn record_tombstones(
     };
     tombstones
         .merge(source, equal_keys(&upsert.key, "t", "s"))
+        .with_session_state(super::session::state())
         .with_source_alias("s")
         .with_target_alias("t")
         .with_writer_properties(table::writer_properties())
@@ -391,6 +392,7 @@ async fn apply(
             merge_source(path, changes, "upsert")?,
             equal_keys(&upsert.key, "t", "s"),
         )
+        .with_session_state(super::session::state())
         .with_source_alias("s")
         .with_target_alias("t")
         .with_writer_properties(table::writer_properties())
