@@ -97,10 +97,14 @@ pub async fn read_added_rows(
         // A file whose columns do not cast to the table's by name (a struct
         // that gained a field after the file was written): deltalake's
         // reader adapts such files.
-        Err(DeltaError::Schema { reason, .. }) => {
-            tracing::debug!(table = %path.display(), version, %reason,
+        Err(mismatch @ DeltaError::Schema { .. }) => {
+            tracing::debug!(table = %path.display(), version, %mismatch,
                 "read through the Change Data Feed instead");
-            through_change_feed(path, table, version).await.map(Some)
+            // Should that fail too, the mismatch is the clearer error.
+            match through_change_feed(path, table, version).await {
+                Ok(batches) => Ok(Some(batches)),
+                Err(_) => Err(mismatch),
+            }
         }
         Err(other) => Err(other),
     }
@@ -253,9 +257,9 @@ mod tests {
             .unwrap()
     }
 
-    /// An append read straight from its commit gives the rows of its files
-    /// in commit order; one whose file lacks a struct field the table gained
-    /// later is read through the Change Data Feed, the field null.
+    /// An append whose file lacks a struct field the table gained later is
+    /// read through the Change Data Feed, the field null (cast by name alone,
+    /// it fails); appends that fit are read from their commits, in order.
     #[tokio::test(flavor = "multi_thread")]
     async fn appends_are_read_from_their_commit_and_an_older_struct_falls_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -269,7 +273,10 @@ mod tests {
             .unwrap();
         let table = append(created, batch(&[1, 2], false)).await;
         let table = append(table, batch(&[3], false)).await;
-        drop(append(table, batch(&[4], true)).await);
+        // Version 3 adds `b` (a metaData action: read through the feed);
+        // version 4 is a plain append of the wider struct.
+        let table = append(table, batch(&[4], true)).await;
+        drop(append(table, batch(&[5, 6], true)).await);
 
         let mut reader = table::open_existing(&path).await.unwrap();
         let ids = |batches: &[RecordBatch]| -> Vec<i64> {
@@ -295,15 +302,25 @@ mod tests {
             s.column_by_name("b").unwrap().is_null(0),
             "`b` read as null"
         );
-        // Version 3 fits the table as it is: read from its commit.
         let third = read_added_rows(&path, &mut reader, 3)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(ids(&third), vec![4]);
+        // A plain append that fits the table: read from its commit.
+        let fourth = read_added_rows(&path, &mut reader, 4)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ids(&fourth), vec![5, 6]);
+        let s = fourth[0].column_by_name("s").unwrap().as_struct();
+        assert_eq!(
+            s.column_by_name("b").unwrap().as_string::<i32>().value(1),
+            "y"
+        );
         // Not written yet.
         assert!(
-            read_added_rows(&path, &mut reader, 4)
+            read_added_rows(&path, &mut reader, 5)
                 .await
                 .unwrap()
                 .is_none()
