@@ -47,14 +47,7 @@ pub async fn open(path: &Path) -> Result<SharedTable, DeltaError> {
     if let Some(open) = lookup(&key) {
         let mut slot = open.lock().await;
         if let Some(table) = slot.as_mut() {
-            table
-                .update_state()
-                .await
-                .map_err(|source| DeltaError::Delta {
-                    table: path.to_path_buf(),
-                    operation: "refresh",
-                    source: Box::new(source),
-                })?;
+            table::refresh(path, table).await?;
         }
         drop(slot);
         return Ok(open);

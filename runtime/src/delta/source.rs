@@ -118,7 +118,7 @@ async fn through_change_feed(
     version: u64,
 ) -> Result<Vec<RecordBatch>, DeltaError> {
     if table.version().is_none_or(|v| v < version) {
-        refresh(path, table).await?;
+        table::refresh(path, table).await?;
     }
     read_through_change_feed(path, table.clone(), version).await
 }
@@ -126,16 +126,7 @@ async fn through_change_feed(
 /// Whether the table (as `table` last read it) maps column names to
 /// physical ones; its data files then need delta-rs to be read.
 fn column_mapping(path: &Path, table: &DeltaTable) -> Result<bool, DeltaError> {
-    let snapshot = table.snapshot().map_err(|source| DeltaError::Delta {
-        table: path.to_path_buf(),
-        operation: "read properties",
-        source: Box::new(source),
-    })?;
-    Ok(snapshot
-        .metadata()
-        .configuration()
-        .get("delta.columnMapping.mode")
-        .is_some_and(|mode| mode != "none"))
+    Ok(table::property(path, table, "delta.columnMapping.mode")?.is_some_and(|m| m != "none"))
 }
 
 /// The rows version `version` added, read through delta-rs's Change Data
@@ -192,7 +183,7 @@ async fn read_through_change_feed(
 
 /// The table's latest version, with `table` brought up to it.
 pub async fn latest_version(path: &Path, table: &mut DeltaTable) -> Result<u64, DeltaError> {
-    refresh(path, table).await?;
+    table::refresh(path, table).await?;
     Ok(table.version().unwrap_or(0))
 }
 
@@ -206,17 +197,6 @@ pub async fn latest_listed(path: &Path, table: &DeltaTable, from: u64) -> Result
         .map_err(|source| DeltaError::Delta {
             table: path.to_path_buf(),
             operation: "list the log",
-            source: Box::new(source),
-        })
-}
-
-async fn refresh(path: &Path, table: &mut DeltaTable) -> Result<(), DeltaError> {
-    table
-        .update_state()
-        .await
-        .map_err(|source| DeltaError::Delta {
-            table: path.to_path_buf(),
-            operation: "refresh",
             source: Box::new(source),
         })
 }

@@ -93,18 +93,32 @@ pub fn arrow_schema(path: &Path, table: &DeltaTable) -> Result<SchemaRef, DeltaE
     Ok(snapshot.snapshot().arrow_schema())
 }
 
-/// Whether Change Data Feed is on for the table.
-pub fn change_data_feed_enabled(path: &Path, table: &DeltaTable) -> Result<bool, DeltaError> {
+/// A table property (`delta.*` configuration) as the table was last read.
+pub fn property(path: &Path, table: &DeltaTable, key: &str) -> Result<Option<String>, DeltaError> {
     let snapshot = table.snapshot().map_err(|source| DeltaError::Delta {
         table: path.to_path_buf(),
         operation: "read properties",
         source: Box::new(source),
     })?;
-    Ok(snapshot
-        .metadata()
-        .configuration()
-        .get("delta.enableChangeDataFeed")
+    Ok(snapshot.metadata().configuration().get(key).cloned())
+}
+
+/// Whether Change Data Feed is on for the table.
+pub fn change_data_feed_enabled(path: &Path, table: &DeltaTable) -> Result<bool, DeltaError> {
+    Ok(property(path, table, "delta.enableChangeDataFeed")?
         .is_some_and(|v| v.eq_ignore_ascii_case("true")))
+}
+
+/// Brings `table` up to the table's latest version (incrementally).
+pub async fn refresh(path: &Path, table: &mut DeltaTable) -> Result<(), DeltaError> {
+    table
+        .update_state()
+        .await
+        .map_err(|source| DeltaError::Delta {
+            table: path.to_path_buf(),
+            operation: "refresh",
+            source: Box::new(source),
+        })
 }
 
 /// Converts an Arrow schema to Delta types; the error names the column that

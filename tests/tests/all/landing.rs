@@ -230,10 +230,11 @@ async fn calls_on_parts_of_an_epoch_give_what_one_call_gives() {
     assert_eq!(runs[0], runs[1]);
 }
 
-/// Two sinks appending to one table (each an epoch's counts) both land
-/// every epoch, each with its own `txn` application id.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_sinks_appending_to_one_table_both_land_every_epoch() {
+/// Runs 2,000 landed events through bronze plus a `counts` stage (orders
+/// per status) feeding two sinks, `counts_a` and `counts_b`, on one table
+/// `tables/counts`; `mode` is each sink's `mode = ...` line and what follows
+/// it. Returns the data directory and the pipeline file.
+async fn run_two_counts_sinks(mode: &str) -> (tempfile::TempDir, PathBuf) {
     let events = one_line_events(2_000, 13);
     let data = tempfile::tempdir().unwrap();
     let landing = data.path().join("landing");
@@ -251,7 +252,7 @@ async fn two_sinks_appending_to_one_table_both_land_every_epoch() {
 name = "{name}"
 from = "counts.out"
 table = "{data}/tables/counts"
-mode = "append"
+{mode}
 "#,
             data = data.path().display()
         )
@@ -274,29 +275,32 @@ aggregates = [{{ name = "orders", function = "count" }}]
     let pipeline = weir_runtime::pipeline::read(&file).unwrap_or_else(|e| panic!("{e}"));
     let reports = weir_tests::run_once(pipeline).await.expect("run");
     assert_eq!(reports[0].epochs, 3, "700 + 700 + 600 records");
-    let counted = query(
-        &data.path().join("tables/counts"),
-        "SELECT CAST(SUM(orders) AS BIGINT) FROM t",
-    )
-    .await
-    .unwrap();
-    let bronze = query(&data.path().join("tables/bronze"), "SELECT COUNT(*) FROM t")
-        .await
-        .unwrap();
-    let total = |batches: &[arrow::array::RecordBatch]| {
-        batches[0]
-            .column(0)
-            .as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
-            .unwrap()
-            .value(0)
-    };
+    (data, file)
+}
+
+/// The one BIGINT `sql` returns over the table `table` of `data`.
+async fn scalar(data: &Path, table: &str, sql: &str) -> i64 {
+    let batches = query(&data.join("tables").join(table), sql).await.unwrap();
+    batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap()
+        .value(0)
+}
+
+/// Two sinks appending to one table (each an epoch's counts) both land
+/// every epoch, each with its own `txn` application id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_appending_to_one_table_both_land_every_epoch() {
+    let (data, file) = run_two_counts_sinks("mode = \"append\"").await;
+    let data = data.path();
     assert_eq!(
-        total(&counted),
-        2 * total(&bronze),
+        scalar(data, "counts", "SELECT CAST(SUM(orders) AS BIGINT) FROM t").await,
+        2 * scalar(data, "bronze", "SELECT COUNT(*) FROM t").await,
         "both sinks added every epoch's counts"
     );
-    assert_audit_clean(data.path(), &file);
+    assert_audit_clean(data, &file);
 }
 
 /// Two merge sinks of one pipeline on one table: each merge reads the table
@@ -305,78 +309,23 @@ aggregates = [{{ name = "orders", function = "count" }}]
 /// one table now share its handle (`delta::shared`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_issue_10_two_merge_sinks_on_one_table_commit_every_epoch() {
-    let events = one_line_events(2_000, 13);
-    let data = tempfile::tempdir().unwrap();
-    let landing = data.path().join("landing");
-    std::fs::create_dir_all(&landing).unwrap();
-    land(&landing, "a.jsonl", &events);
-    let file = pipeline_file(data.path(), &landing, false);
-    let text = std::fs::read_to_string(&file).unwrap().replace(
-        "mode = \"append\"",
-        "mode = \"append\"\nfrom = \"parse.out\"",
-    );
-    let counts_sink = |name: &str| {
-        format!(
-            r#"
-[[pipeline.sink]]
-name = "{name}"
-from = "counts.out"
-table = "{data}/tables/counts"
-mode = "merge"
+    let merge = r#"mode = "merge"
 [pipeline.sink.merge]
 on = ["status"]
-update = {{ orders = "t.orders + s.orders" }}
-"#,
-            data = data.path().display()
-        )
-    };
-    let text = format!(
-        r#"{text}
-[[pipeline.stage]]
-name = "counts"
-input = "parse.out"
-plugin = "{plugin}"
-[pipeline.stage.config]
-group_by = ["status"]
-aggregates = [{{ name = "orders", function = "count" }}]
-{a}{b}"#,
-        plugin = weir_tests::wasm_path("aggregate").display(),
-        a = counts_sink("counts_a"),
-        b = counts_sink("counts_b"),
-    );
-    std::fs::write(&file, text).unwrap();
-    let pipeline = weir_runtime::pipeline::read(&file).unwrap_or_else(|e| panic!("{e}"));
-    let reports = weir_tests::run_once(pipeline).await.expect("run");
-    assert_eq!(reports[0].epochs, 3, "700 + 700 + 600 records");
-    let total = |batches: &[arrow::array::RecordBatch]| {
-        batches[0]
-            .column(0)
-            .as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
-            .unwrap()
-            .value(0)
-    };
-    let counts = data.path().join("tables/counts");
-    let merged = query(&counts, "SELECT CAST(SUM(orders) AS BIGINT) FROM t")
-        .await
-        .unwrap();
-    let statuses = query(&counts, "SELECT COUNT(*) FROM t").await.unwrap();
-    let bronze = query(&data.path().join("tables/bronze"), "SELECT COUNT(*) FROM t")
-        .await
-        .unwrap();
-    let distinct = query(
-        &data.path().join("tables/bronze"),
-        "SELECT COUNT(DISTINCT status) FROM t",
-    )
-    .await
-    .unwrap();
+update = { orders = "t.orders + s.orders" }"#;
+    let (data, file) = run_two_counts_sinks(merge).await;
+    let data = data.path();
     assert_eq!(
-        total(&merged),
-        2 * total(&bronze),
+        scalar(data, "counts", "SELECT CAST(SUM(orders) AS BIGINT) FROM t").await,
+        2 * scalar(data, "bronze", "SELECT COUNT(*) FROM t").await,
         "both sinks merged every epoch's counts"
     );
-    assert_eq!(total(&statuses), total(&distinct), "one row per status");
-    assert_audit_clean(data.path(), &file);
+    assert_eq!(
+        scalar(data, "counts", "SELECT COUNT(*) FROM t").await,
+        scalar(data, "bronze", "SELECT COUNT(DISTINCT status) FROM t").await,
+        "one row per status"
+    );
+    assert_audit_clean(data, &file);
 }
 
 /// A table sink failing on an epoch for good (a merge whose sum overflows)
